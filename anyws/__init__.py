@@ -1,0 +1,3 @@
+"""anyws: WebSocket client and server for structured concurrency, on anyio."""
+
+from __future__ import annotations
