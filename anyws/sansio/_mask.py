@@ -1,20 +1,102 @@
-"""Masking (RFC 6455, section 5.3): XOR the payload with a 4-byte key.
+"""Masking (RFC 6455, section 5.3): XOR the payload with a repeated 4-byte key.
 
-Placeholder pure-Python path; the compiled speedup comes in its own change.
+Two implementations compute the same function:
+
+- `apply_mask_c`, from the optional C extension ``anyws.sansio._speedups`` (SIMD, GB/s),
+  or ``None`` when it isn't built or when ``ANYWS_NO_SPEEDUPS=1`` is set at import time;
+- `apply_mask_py`, pure Python, the fallback.
+
+`apply_mask` is bound to the best one available. `IMPLEMENTATION` says which: ``"c"``
+or ``"python"``.
+
+The pure-Python path picks a method by size, from measurements on CPython 3.11:
+
+- below `_TRANSLATE_THRESHOLD` bytes, one XOR of two big integers: the cost is mostly
+  fixed (about 0.6 µs at 64 bytes), and ``int.from_bytes``/``int.to_bytes`` run at about
+  1 GB/s each, so it tops out near 0.4 GB/s, and it falls to 0.25 GB/s past 64 KiB, when
+  the integers no longer fit in the L2 cache;
+- from there on, ``bytearray.translate`` over the four byte lanes (each lane is XOR-ed
+  with one key byte, that is, a 256-byte lookup table): it costs ~2 µs more up front but
+  runs at ~0.5-0.6 GB/s; the two cross near 2 KiB. It works in blocks of
+  `_TRANSLATE_BLOCK` bytes so that the passes over a block stay in the L2 cache (+30% at
+  1 MiB). Translating ``data[i::4]`` straight from a memoryview is 3x slower, since
+  ``memoryview.tobytes()`` on a strided view copies byte by byte through the generic path.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 
-__all__ = ["apply_mask"]
+
+__all__ = ["IMPLEMENTATION", "apply_mask", "apply_mask_c", "apply_mask_py"]
+
+_MaskFunction = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+
+#: Payloads this long and longer take the lane-translate path.
+_TRANSLATE_THRESHOLD = 2048
+#: Multiple of 4 (lanes stay aligned with the key), small enough for L2.
+_TRANSLATE_BLOCK = 64 * 1024
+
+_from_bytes = int.from_bytes
 
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-    """Return ``data`` XOR-ed with the repeated 4-byte ``mask``."""
+def _xor_table(key: int) -> bytes:
+    """Return the 256-byte table that maps every byte ``b`` to ``b ^ key``."""
+    identity = _from_bytes(bytes(range(256)), "little")
+    return (identity ^ _from_bytes(bytes((key,)) * 256, "little")).to_bytes(256, "little")
+
+
+#: ``_XOR_TABLES[k]`` is the `bytes.translate` table for XOR with the byte ``k`` (64 KiB).
+_XOR_TABLES: tuple[bytes, ...] = tuple(_xor_table(key) for key in range(256))
+
+
+def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray, /) -> bytes:
+    """Return ``data`` XOR-ed with the repeated 4-byte ``mask`` (pure Python)."""
     if len(mask) != 4:
         raise ValueError("mask must contain 4 bytes")
+    if not isinstance(data, (bytes, bytearray)):
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            # len() counts items, not bytes: look at the raw bytes instead.
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+        data = view
     n = len(data)
-    if n == 0:
-        return b""
-    key = int.from_bytes(mask * (n // 4) + mask[: n % 4], "big")
-    return (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
+    if n < _TRANSLATE_THRESHOLD:
+        # int.from_bytes reads any buffer, strided memoryviews included.
+        key = (mask * ((n + 3) >> 2))[:n]
+        return (_from_bytes(data, "little") ^ _from_bytes(key, "little")).to_bytes(n, "little")
+    # The output buffer starts as a copy of the input (one memcpy, from any buffer)
+    # and is masked in place, lane by lane, one block at a time.
+    out = bytearray(data)
+    t0, t1, t2, t3 = (_XOR_TABLES[k] for k in mask)
+    block = _TRANSLATE_BLOCK
+    for start in range(0, n, block):
+        end = start + block  # slices clamp at n
+        out[start:end:4] = out[start:end:4].translate(t0)
+        out[start + 1 : end : 4] = out[start + 1 : end : 4].translate(t1)
+        out[start + 2 : end : 4] = out[start + 2 : end : 4].translate(t2)
+        out[start + 3 : end : 4] = out[start + 3 : end : 4].translate(t3)
+    return bytes(out)
+
+
+def _load_c() -> _MaskFunction | None:
+    if os.environ.get("ANYWS_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        from ._speedups import apply_mask as c_apply_mask
+    except ImportError:
+        return None
+    return c_apply_mask
+
+
+#: The compiled implementation, or ``None`` when it isn't available or is disabled.
+apply_mask_c: _MaskFunction | None = _load_c()
+
+apply_mask: _MaskFunction
+if apply_mask_c is not None:
+    apply_mask = apply_mask_c
+    IMPLEMENTATION = "c"
+else:
+    apply_mask = apply_mask_py
+    IMPLEMENTATION = "python"

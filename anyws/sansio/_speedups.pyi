@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray, /) -> bytes: ...
