@@ -1,0 +1,843 @@
+"""A WebSocket connection over an anyio byte stream.
+
+Theory of operation
+-------------------
+A `Connection` joins a byte stream and a sans-I/O `Protocol`. It runs three
+background tasks in a task group owned by the ``async with`` that opened the
+connection (`connect` or `serve`):
+
+- the **reader** receives bytes, feeds the protocol, queues data frames for
+  `recv`, resolves pings, and hands whatever the protocol wants to send (pongs,
+  the close echo) to the writer. It never waits on the writer: a peer that stops
+  reading cannot stop us from reading, so no deadlock like websockets-trio's.
+  When ``max_queue`` messages wait for `recv`, it stops reading, so TCP pushes
+  back on the peer.
+- the **writer** is the only task that writes to the stream. Everything sent is
+  appended to an output buffer as whole frames, and the writer writes the
+  buffer in one call; frames queued while a write is in flight go out together.
+  Because frames are appended whole and synchronously, cancelling `send` can
+  never leave half a frame on the wire.
+- the **keepalive** task sends a ping every ``ping_interval`` seconds and fails
+  the connection with 1011 when the pong doesn't arrive within ``ping_timeout``.
+
+Every wait is bounded once the connection is closing: when the closing handshake
+starts (either side), the reader gets a deadline ``close_timeout`` away; when
+it passes, the transport is aborted with `anyio.aclose_forcefully`, the reader
+ends, and every waiter is woken. A connection whose reader ended is CLOSED.
+
+Background tasks never raise into the task group, so no `ExceptionGroup` reaches
+a user: a transport error is recorded and becomes the ``__cause__`` of the
+`ConnectionClosed` that `recv` and `send` raise. Transport errors are translated
+in one place, `_translate_transport_errors`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterable,
+    Iterator,
+)
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
+from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
+
+
+if TYPE_CHECKING:
+    from .sansio._http11 import Request, Response
+
+
+__all__ = ["Connection", "Data", "DataLike"]
+
+Data = str | bytes
+DataLike = str | bytes | bytearray | memoryview
+
+_TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_CLOSE, _PING, _PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
+
+#: Errors that mean the transport broke underneath us; `ssl.SSLError` is an OSError.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+#: How many bytes to ask a byte stream for at once: large reads, fewer wake-ups.
+READ_SIZE = 2**18
+
+
+class _PongWaiter:
+    """What `Connection.ping` returns: await it for the round-trip time in seconds."""
+
+    __slots__ = ("_connection", "_event", "_latency")
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._event = anyio.Event()
+        self._latency: float | None = None
+
+    async def wait(self) -> float:
+        """Wait for the pong and return the latency in seconds.
+
+        Raises:
+            ConnectionClosed: The connection closed before the pong arrived.
+
+        Cancelling the wait leaves the ping registered: a later pong still
+        updates `Connection.latency`.
+        """
+        await self._event.wait()
+        if self._latency is None:
+            raise self._connection._closed_exc()
+        return self._latency
+
+    def __await__(self) -> Generator[Any, None, float]:
+        return self.wait().__await__()
+
+
+class Connection:
+    """A WebSocket connection; the common base of client and server connections.
+
+    Connections are created by `connect` and `serve`, never directly. Subclass
+    `ClientConnection` or `ServerConnection` and pass a factory (for example
+    ``functools.partial(MyConnection, extra=42)``) as ``create_connection`` to
+    add behaviour.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.AnyByteStream,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        write_limit: int = 2**15,
+    ) -> None:
+        self.transport = stream
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        #: Unique identifier of the connection, for logs.
+        self.id: uuid.UUID = uuid.uuid4()
+        #: The logger of the connection's protocol.
+        self.logger = protocol.logger
+        self.debug = protocol.debug
+        #: Round-trip time of the last keepalive ping, in seconds; 0 until one completes.
+        self.latency: float = 0.0
+        #: The opening handshake's request (set by the client or server).
+        self.request: Request | None = None
+        #: The opening handshake's response (set by the client or server).
+        self.response: Response | None = None
+
+        if isinstance(stream, anyio.abc.ByteStream):
+            byte_stream = stream
+
+            async def receive() -> bytes:
+                return await byte_stream.receive(READ_SIZE)
+
+            self._receive = receive
+        else:
+            self._receive = stream.receive
+
+        # Incoming: frames waiting for recv(), and how many whole messages they hold.
+        self._frames: deque[Frame] = deque()
+        self._messages = 0
+        self._recv_event: anyio.Event | None = None
+        self._recv_busy = False
+        self._resume_reading: anyio.Event | None = None
+        self._streaming_text = False
+
+        # Outgoing: bytes waiting for the writer.
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._write_wanted: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._writer_done = anyio.Event()
+
+        # Closing.
+        self._close_deadline = math.inf
+        self._read_scope: anyio.CancelScope | None = None
+        self._tasks_scope = anyio.CancelScope()
+        self._writer_scope = anyio.CancelScope()
+        self._keepalive_scope = anyio.CancelScope()
+        self._closed = anyio.Event()
+        self._transport_exc: BaseException | None = None
+        self._aborted = False
+
+        self._pings: dict[bytes, tuple[_PongWaiter, float]] = {}
+
+    # Public API ----------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The state of the connection: CONNECTING, OPEN, CLOSING or CLOSED."""
+        return self.protocol.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received; 1006 without one; ``None`` until CLOSED."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` until CLOSED."""
+        return self.protocol.close_reason
+
+    @property
+    def local_address(self) -> Any:
+        """The local address of the transport, as anyio reports it, or ``None``."""
+        return self.transport.extra(anyio.abc.SocketAttribute.local_address, None)
+
+    @property
+    def remote_address(self) -> Any:
+        """The remote address of the transport, as anyio reports it, or ``None``."""
+        return self.transport.extra(anyio.abc.SocketAttribute.remote_address, None)
+
+    @overload
+    async def recv(self, decode: None = None) -> Data: ...
+    @overload
+    async def recv(self, decode: Literal[True]) -> str: ...
+    @overload
+    async def recv(self, decode: Literal[False]) -> bytes: ...
+
+    async def recv(self, decode: bool | None = None) -> Data:
+        """Receive the next message.
+
+        Args:
+            decode: ``None`` returns text messages as `str` and binary messages as
+                `bytes`; ``True`` decodes binary messages as UTF-8 too; ``False``
+                returns text messages as UTF-8 `bytes`, without decoding.
+
+        Raises:
+            ConnectionClosedOK: The connection closed normally, and every message
+                received before was returned.
+            ConnectionClosedError: The connection closed with an error or was lost;
+                the transport error, if any, is the ``__cause__``.
+            ConcurrencyError: Another task is in `recv` or `recv_streaming`.
+
+        Cancellation (``anyio.fail_after`` around it, for example) loses nothing:
+        a message that arrives later is returned by the next call, and the
+        connection stays usable.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError(
+                "cannot call recv while another task is already running recv or recv_streaming"
+            )
+        self._recv_busy = True
+        try:
+            if self._messages == 0:
+                await self._wait_for_frames(whole_message=True)
+            else:
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            frames = self._frames
+            frame = frames.popleft()
+            # A message partly consumed by recv_streaming() resumes with CONT frames.
+            text = self._streaming_text if frame.opcode is _CONT else frame.opcode is _TEXT
+            if frame.fin:
+                data: bytes = frame.data
+            else:
+                chunks = [frame.data]
+                while True:
+                    frame = frames.popleft()
+                    chunks.append(frame.data)
+                    if frame.fin:
+                        break
+                data = b"".join(chunks)
+            self._messages -= 1
+            self._streaming_text = False
+            self._message_consumed()
+        finally:
+            self._recv_busy = False
+        if decode is None:
+            decode = text
+        return data.decode() if decode else data
+
+    @overload
+    def recv_streaming(self, decode: None = None) -> AsyncIterator[Data]: ...
+    @overload
+    def recv_streaming(self, decode: Literal[True]) -> AsyncIterator[str]: ...
+    @overload
+    def recv_streaming(self, decode: Literal[False]) -> AsyncIterator[bytes]: ...
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
+        """Receive the next message fragment by fragment, as frames arrive.
+
+        Text fragments are decoded incrementally, so a character split between
+        frames is yielded whole. The iterator ends with the message.
+
+        Raises:
+            ConnectionClosedOK, ConnectionClosedError: As for `recv`.
+            ConcurrencyError: Another task is in `recv` or `recv_streaming`.
+
+        Cancellation while waiting for a fragment loses nothing: the fragments
+        not yet yielded are returned by the next `recv_streaming` (or, joined,
+        by `recv`).
+        """
+        if self._recv_busy:
+            raise ConcurrencyError(
+                "cannot call recv_streaming while another task is already running "
+                "recv or recv_streaming"
+            )
+        self._recv_busy = True
+        try:
+            import codecs
+
+            decoder: codecs.IncrementalDecoder | None = None
+            while True:
+                if not self._frames:
+                    await self._wait_for_frames(whole_message=False)
+                else:
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                frame = self._frames.popleft()
+                if frame.opcode is not _CONT:
+                    self._streaming_text = frame.opcode is _TEXT
+                text = self._streaming_text
+                if frame.fin:
+                    self._messages -= 1
+                    self._streaming_text = False
+                    self._message_consumed()
+                if (text and decode is not False) or decode:
+                    if decoder is None:
+                        decoder = codecs.getincrementaldecoder("utf-8")()
+                    yield decoder.decode(frame.data, frame.fin)
+                else:
+                    yield frame.data
+                if frame.fin:
+                    return
+        finally:
+            self._recv_busy = False
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        """Iterate on incoming messages; ends on a normal close, raises on an abnormal one."""
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        from .exceptions import ConnectionClosedOK
+
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    async def send(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        text: bool | None = None,
+    ) -> None:
+        """Send a message.
+
+        A `str` is sent as a text frame, a bytes-like object as a binary frame;
+        ``text=True`` sends bytes (already UTF-8) as text, ``text=False`` sends a
+        `str` as binary. An iterable or async iterable of those is sent as one
+        fragmented message, a frame per item; other messages wait until it ends.
+
+        When more than ``write_limit`` bytes wait to be written, `send` waits for
+        the writer to catch up.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+            TypeError: The message, or a fragment, has an unsupported type, or
+                fragments mix text and bytes.
+
+        Cancellation: the frame is queued whole before `send` waits, so a
+        cancelled `send` never corrupts the stream; the message may still be
+        delivered. Cancelling `send` of a fragmented message part-way, or an
+        error raised by its iterator, leaves an unfinished message on the wire:
+        the connection is then failed with 1011.
+        """
+        if isinstance(message, str | bytes | bytearray | memoryview):
+            async with self._send_lock:
+                self._send_frame(message, text, fin=True, first=True)
+                await self._wait_drained()
+            return
+        if isinstance(message, Iterable):
+            iterator: Any = iter(message)
+            aiter_ = None
+        elif isinstance(message, AsyncIterable):
+            aiter_ = aiter(message)
+            iterator = None
+        else:
+            raise TypeError(f"message has unsupported type {type(message).__name__}")
+        async with self._send_lock:
+            await self._send_fragments(iterator, aiter_, text)
+
+    async def _send_fragments(
+        self,
+        iterator: Iterator[DataLike] | None,
+        aiter_: AsyncIterator[DataLike] | None,
+        text: bool | None,
+    ) -> None:
+        # Frames go out one behind: the last fragment must carry FIN, and we only
+        # know a fragment is the last when the iterator is exhausted.
+        async def next_fragment() -> DataLike | None:
+            if iterator is not None:
+                return next(iterator, None)
+            assert aiter_ is not None
+            try:
+                return await anext(aiter_)
+            except StopAsyncIteration:
+                return None
+
+        pending = await next_fragment()
+        if pending is None:
+            return  # An empty iterable sends nothing, like websockets.
+        self._check_sendable()
+        is_text: bool | None = None
+        self._fragmenting = True
+        try:
+            while True:
+                fragment = await next_fragment()
+                if is_text is None:
+                    is_text = self._send_frame(pending, text, fin=fragment is None, first=True)
+                else:
+                    if text is None and isinstance(pending, str) != is_text:
+                        raise TypeError("all fragments must be of the same type: str or bytes-like")
+                    self._send_frame(pending, text, fin=fragment is None, first=False)
+                if fragment is None:
+                    break
+                pending = fragment
+                await self._wait_drained()
+        except BaseException:
+            # The message can't be finished: fail the connection (RFC 6455, 7.1.7).
+            if self.protocol.state is State.OPEN:
+                self._fail(1011, "error in fragmented message")
+            raise
+        finally:
+            self._fragmenting = False
+        await self._wait_drained()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake, and wait until the connection is closed.
+
+        Waits at most ``close_timeout`` for the peer's close frame and for TCP to
+        close; then aborts the transport. Idempotent: when the connection is
+        already closing or closed, only waits for it to be closed.
+
+        Raises:
+            ProtocolError: ``code`` may not be sent, or ``reason`` is too long.
+
+        Cancellation stops the wait, not the closing: the handshake goes on, and
+        the transport is still aborted after ``close_timeout``.
+        """
+        if self.protocol.state is State.OPEN:
+            if self._send_lock.locked() and self._fragmenting:
+                # A fragmented message is in progress: it can't be finished.
+                self._fail(1011, "close during fragmented message")
+            else:
+                try:
+                    self.protocol.send_close(code, reason)
+                except InvalidState:
+                    pass
+                self._flush()
+                self._closing_started()
+        await self._closed.wait()
+
+    async def aclose(self) -> None:
+        """Close with code 1000: anyio's `~anyio.abc.AsyncResource` protocol."""
+        await self.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed.
+
+        Cancellation (a timeout, for example) stops the wait and nothing else.
+        """
+        await self._closed.wait()
+
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
+        """Send a ping; return an awaitable that gives the latency when the pong arrives.
+
+        ``await ws.ping()`` sends the ping; ``await (await ws.ping())`` also waits
+        for the pong and returns the round-trip time in seconds. A pong answers
+        every ping sent before the one it matches (RFC 6455, section 5.5.3).
+
+        Args:
+            data: The payload, at most 125 bytes; four random bytes by default.
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+            ConcurrencyError: A ping with the same payload waits for its pong.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        elif isinstance(data, str):
+            payload = data.encode()
+        else:
+            payload = bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("already waiting for a pong with the same data")
+        self._check_sendable()
+        self.protocol.send_ping(payload)
+        waiter = _PongWaiter(self)
+        self._pings[payload] = (waiter, anyio.current_time())
+        self._flush()
+        return waiter
+
+    async def pong(self, data: DataLike = b"") -> None:
+        """Send an unsolicited pong (pings are answered automatically).
+
+        Raises:
+            ConnectionClosed: The connection is closed or closing.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_sendable()
+        self.protocol.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        self._flush()
+
+    # Internals: receiving --------------------------------------------------
+
+    _fragmenting = False
+
+    async def _wait_for_frames(self, *, whole_message: bool) -> None:
+        while (self._messages == 0) if whole_message else (not self._frames):
+            if self._closed.is_set():
+                raise self._closed_exc()
+            event = self._recv_event = anyio.Event()
+            await event.wait()
+
+    def _message_consumed(self) -> None:
+        resume = self._resume_reading
+        if resume is not None and (self.max_queue is None or self._messages < self.max_queue):
+            self._resume_reading = None
+            resume.set()
+
+    def _closed_exc(self) -> ConnectionClosed:
+        exc = self.protocol.close_exc
+        cause = self._transport_exc
+        if cause is None:
+            cause = self.protocol.parser_exc
+        exc.__cause__ = cause
+        return exc
+
+    def _check_sendable(self) -> None:
+        if self.protocol.state is not State.OPEN:
+            if self.protocol.state is State.CONNECTING:
+                raise InvalidState("connection is connecting")
+            raise self._closed_exc()
+
+    # Internals: sending ----------------------------------------------------
+
+    def _send_frame(self, data: DataLike, text: bool | None, *, fin: bool, first: bool) -> bool:
+        """Queue one data frame; return whether it was text."""
+        self._check_sendable()
+        protocol = self.protocol
+        if isinstance(data, str):
+            is_text = text is not False
+            payload: bytes | bytearray | memoryview = data.encode()
+        elif isinstance(data, bytes | bytearray | memoryview):
+            is_text = text is True
+            payload = data
+        else:
+            raise TypeError(f"message has unsupported type {type(data).__name__}")
+        if not first:
+            protocol.send_continuation(payload, fin)
+        elif is_text:
+            protocol.send_text(payload if isinstance(payload, bytes) else bytes(payload), fin)
+        else:
+            protocol.send_binary(payload, fin)
+        self._flush()
+        return is_text
+
+    def _flush(self) -> None:
+        """Hand the protocol's output to the writer; never waits."""
+        output = self.protocol.data_to_send()
+        if not output:
+            return
+        self._out.extend(output)
+        for chunk in output:
+            self._out_size += len(chunk)
+        wanted = self._write_wanted
+        if wanted is not None:
+            self._write_wanted = None
+            wanted.set()
+
+    async def _wait_drained(self) -> None:
+        if self._out_size <= self.write_limit:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return
+        while self._out_size > self.write_limit and not self._writer_done.is_set():
+            drained = self._drained
+            if drained is None:
+                drained = self._drained = anyio.Event()
+            await drained.wait()
+
+    # Internals: closing ----------------------------------------------------
+
+    def _closing_started(self) -> None:
+        """Give the reader a deadline: the closing handshake must finish in time."""
+        if self.protocol.close_expected() and self._close_deadline == math.inf:
+            timeout = self.close_timeout
+            self._close_deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+            if self._read_scope is not None:
+                self._read_scope.deadline = self._close_deadline
+            resume = self._resume_reading
+            if resume is not None:
+                # Read on while closing, so the peer's close frame gets through.
+                self._resume_reading = None
+                resume.set()
+
+    def _fail(self, code: int, reason: str, *, abort: bool = False) -> None:
+        """Fail the connection: send a close frame and close the transport soon.
+
+        With ``abort``, the transport is closed at once after a best effort to
+        write the close frame (a keepalive timeout: the peer is unresponsive).
+        """
+        if self.debug:
+            self.logger.debug("! failing connection with code %d", code)
+        self.protocol.fail(code, reason)
+        self._flush()
+        if abort:
+            self._abort_soon()
+        else:
+            self._closing_started()
+
+    def _abort_soon(self) -> None:
+        """Wake the reader at once; it ends the connection and aborts the transport."""
+        self._aborted = True
+        self._close_deadline = -math.inf
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        resume = self._resume_reading
+        if resume is not None:
+            self._resume_reading = None
+            resume.set()
+
+    # Background tasks ------------------------------------------------------
+
+    def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start the reader, the writer and the keepalive task in ``task_group``."""
+        name = f"anyws {self.protocol.side.name.lower()} {self.id}"
+        task_group.start_soon(self._run_reader, name=f"{name} reader")
+        task_group.start_soon(self._run_writer, name=f"{name} writer")
+        if self.ping_interval is not None:
+            task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
+
+    def _stop(self) -> None:
+        """Cancel the background tasks (the connection is being torn down)."""
+        self._tasks_scope.cancel()
+        self._writer_scope.cancel()
+        self._keepalive_scope.cancel()
+
+    def _record_transport_exc(self, exc: BaseException) -> None:
+        if self._transport_exc is None and not self._aborted:
+            # anyio wraps the OSError that broke the stream; the OSError says more.
+            cause = exc.__cause__
+            if isinstance(exc, anyio.BrokenResourceError) and isinstance(cause, OSError):
+                exc = cause
+            self._transport_exc = exc
+            if self.debug:
+                self.logger.debug("! transport error: %r", exc)
+
+    async def _run_reader(self) -> None:
+        protocol = self.protocol
+        receive = self._receive
+        cancelled = False
+        try:
+            with self._tasks_scope:
+                while True:
+                    max_queue = self.max_queue
+                    if (
+                        max_queue is not None
+                        and self._messages >= max_queue
+                        and self._close_deadline == math.inf
+                    ):
+                        # Backpressure: stop reading until recv() catches up.
+                        resume = self._resume_reading = anyio.Event()
+                        await resume.wait()
+                        continue
+                    data: bytes | None = None
+                    with anyio.CancelScope(deadline=self._close_deadline) as scope:
+                        self._read_scope = scope
+                        try:
+                            data = await receive()
+                        except anyio.EndOfStream:
+                            pass
+                        except TRANSPORT_ERRORS as exc:
+                            self._record_transport_exc(exc)
+                    self._read_scope = None
+                    if data is None:
+                        if scope.cancelled_caught and not self._aborted and self.debug:
+                            self.logger.debug("! timed out waiting for TCP close")
+                        protocol.receive_eof()
+                    else:
+                        protocol.receive_data(data)
+                    self._process_events()
+                    self._flush()
+                    if protocol.state is State.CLOSED:
+                        break
+                    self._closing_started()
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
+        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
+            self.logger.error("unexpected error in reader task", exc_info=exc)
+            cancelled = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish(cancelled)
+
+    def _process_events(self, events: list[Event] | None = None) -> None:
+        """Queue data frames for recv() and resolve pings; other events are ignored."""
+        queued = False
+        frames = self._frames
+        if events is None:
+            events = self.protocol.events_received()
+        for event in events:
+            if not isinstance(event, Frame):
+                continue
+            opcode = event.opcode
+            if opcode < 8:
+                frames.append(event)
+                queued = True
+                if event.fin:
+                    self._messages += 1
+            elif opcode is _PONG:
+                self._resolve_pings(event.data)
+        if queued:
+            event_ = self._recv_event
+            if event_ is not None:
+                self._recv_event = None
+                event_.set()
+
+    def _resolve_pings(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = anyio.current_time()
+        # A pong acknowledges the ping it matches and every ping sent before it.
+        for payload in list(self._pings):
+            waiter, sent_at = self._pings.pop(payload)
+            waiter._latency = now - sent_at
+            waiter._event.set()
+            if payload == data:
+                self.latency = now - sent_at
+                break
+
+    async def _finish(self, cancelled: bool) -> None:
+        """End of the reader: flush the last frames, close the transport, wake everyone."""
+        protocol = self.protocol
+        if protocol.state is not State.CLOSED:
+            protocol.receive_eof()
+            self._flush()
+        if not cancelled:
+            if self._aborted:
+                # Best effort for the close frame: a few turns of the event loop.
+                for _ in range(3):
+                    if not self._out and not self._writing:
+                        break
+                    await anyio.lowlevel.checkpoint()
+            else:
+                timeout = self.close_timeout
+                with anyio.move_on_after(math.inf if timeout is None else timeout):
+                    await self._writer_done.wait()
+        self._writer_scope.cancel()
+        await anyio.aclose_forcefully(self.transport)
+        if self.debug:
+            self.logger.debug("= connection closed: %s", protocol.close_exc)
+        self._closed.set()
+        for waiter, _ in self._pings.values():
+            waiter._event.set()
+        self._pings.clear()
+        for event in (self._recv_event, self._resume_reading, self._drained, self._write_wanted):
+            if event is not None:
+                event.set()
+        self._recv_event = self._drained = self._write_wanted = self._resume_reading = None
+
+    _writing = False
+
+    async def _run_writer(self) -> None:
+        transport = self.transport
+        try:
+            with self._writer_scope:
+                while True:
+                    output = self._out
+                    if not output:
+                        if self._closed.is_set():
+                            return
+                        wanted = self._write_wanted = anyio.Event()
+                        await wanted.wait()
+                        continue
+                    self._out = []
+                    eof = output[-1] == SEND_EOF
+                    data = output[0] if len(output) == 1 else b"".join(output)
+                    self._writing = True
+                    try:
+                        if data:
+                            await transport.send(data)
+                        if eof:
+                            try:
+                                await transport.send_eof()
+                            except NotImplementedError:
+                                # TLS can't half-close (anyio's TLSStream): close instead.
+                                await transport.aclose()
+                    finally:
+                        self._writing = False
+                    self._out_size -= len(data)
+                    drained = self._drained
+                    if drained is not None and self._out_size <= self.write_limit:
+                        self._drained = None
+                        drained.set()
+                    if eof:
+                        return
+        except TRANSPORT_ERRORS as exc:
+            self._record_transport_exc(exc)
+            self._abort_soon()
+        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            self.logger.error("unexpected error in writer task", exc_info=exc)
+            self._abort_soon()
+        finally:
+            self._writer_done.set()
+            drained = self._drained
+            if drained is not None:
+                self._drained = None
+                drained.set()
+
+    async def _run_keepalive(self) -> None:
+        assert self.ping_interval is not None
+        with self._keepalive_scope:
+            while True:
+                await anyio.sleep(self.ping_interval)
+                if self.protocol.state is not State.OPEN:
+                    return
+                try:
+                    waiter = await self.ping()
+                except (ConnectionClosed, InvalidState, ProtocolError):
+                    return
+                if self.debug:
+                    self.logger.debug("% sent keepalive ping")
+                if self.ping_timeout is None:
+                    continue
+                with anyio.move_on_after(self.ping_timeout) as scope:
+                    try:
+                        await waiter
+                    except ConnectionClosed:
+                        return
+                    if self.debug:
+                        self.logger.debug("% received keepalive pong")
+                if scope.cancelled_caught:
+                    if self.debug:
+                        self.logger.debug("- timed out waiting for keepalive pong")
+                    if self.protocol.state is State.OPEN:
+                        self._fail(1011, "keepalive ping timeout", abort=True)
+                    return
