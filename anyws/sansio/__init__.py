@@ -6,7 +6,10 @@ task. The anyio layer of anyws is built on it; other integrations can be too.
 
 from __future__ import annotations
 
+from ._client import ClientProtocol as ClientProtocol
 from ._frames import Close as Close, CloseCode as CloseCode, Frame as Frame, Opcode as Opcode
+from ._headers import Headers as Headers, MultipleValuesError as MultipleValuesError
+from ._http11 import Request as Request, Response as Response
 from ._protocol import (
     SEND_EOF as SEND_EOF,
     Event as Event,
@@ -14,16 +17,26 @@ from ._protocol import (
     Side as Side,
     State as State,
 )
+from ._server import ServerProtocol as ServerProtocol
+from ._uri import WebSocketURI as WebSocketURI, parse_uri as parse_uri
 
 
 __all__ = [
     "SEND_EOF",
+    "ClientProtocol",
     "Close",
     "CloseCode",
     "Event",
     "Frame",
+    "Headers",
+    "MultipleValuesError",
     "Opcode",
     "Protocol",
+    "Request",
+    "Response",
+    "ServerProtocol",
     "Side",
     "State",
+    "WebSocketURI",
+    "parse_uri",
 ]
