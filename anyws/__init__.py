@@ -1,3 +1,86 @@
-"""anyws: WebSocket client and server for structured concurrency, on anyio."""
+"""anyws: WebSocket client and server for structured concurrency, on anyio.
+
+One code base serves trio and asyncio (uvloop included)::
+
+    async with anyws.connect("ws://localhost:8765") as websocket:
+        await websocket.send("hello")
+        print(await websocket.recv())
+"""
 
 from __future__ import annotations
+
+from ._client import ClientConnection as ClientConnection, connect as connect
+from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+from .exceptions import (
+    ConcurrencyError as ConcurrencyError,
+    ConnectionClosed as ConnectionClosed,
+    ConnectionClosedError as ConnectionClosedError,
+    ConnectionClosedOK as ConnectionClosedOK,
+    DuplicateParameter as DuplicateParameter,
+    InvalidHandshake as InvalidHandshake,
+    InvalidHeader as InvalidHeader,
+    InvalidHeaderFormat as InvalidHeaderFormat,
+    InvalidHeaderValue as InvalidHeaderValue,
+    InvalidMessage as InvalidMessage,
+    InvalidOrigin as InvalidOrigin,
+    InvalidParameterName as InvalidParameterName,
+    InvalidParameterValue as InvalidParameterValue,
+    InvalidState as InvalidState,
+    InvalidStatus as InvalidStatus,
+    InvalidUpgrade as InvalidUpgrade,
+    InvalidURI as InvalidURI,
+    NegotiationError as NegotiationError,
+    PayloadTooBig as PayloadTooBig,
+    ProtocolError as ProtocolError,
+    SecurityError as SecurityError,
+    WebSocketException as WebSocketException,
+)
+from .sansio import (
+    Close as Close,
+    CloseCode as CloseCode,
+    Headers as Headers,
+    Request as Request,
+    Response as Response,
+    State as State,
+)
+
+
+__all__ = [
+    "ClientConnection",
+    "Close",
+    "CloseCode",
+    "ConcurrencyError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Data",
+    "DataLike",
+    "DuplicateParameter",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidHeaderFormat",
+    "InvalidHeaderValue",
+    "InvalidMessage",
+    "InvalidOrigin",
+    "InvalidParameterName",
+    "InvalidParameterValue",
+    "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "NegotiationError",
+    "PayloadTooBig",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "SecurityError",
+    "Server",
+    "ServerConnection",
+    "State",
+    "WebSocketException",
+    "connect",
+    "serve",
+]

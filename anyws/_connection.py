@@ -841,3 +841,96 @@ class Connection:
                     if self.protocol.state is State.OPEN:
                         self._fail(1011, "keepalive ping timeout", abort=True)
                     return
+
+    # Opening handshake, before the background tasks start --------------
+
+    async def _write_direct(self) -> None:
+        """Write the protocol's output from the current task (handshake only).
+
+        Transport errors end the protocol (as an end of stream) rather than raise.
+        """
+        for chunk in self.protocol.data_to_send():
+            try:
+                if chunk == SEND_EOF:
+                    try:
+                        await self.transport.send_eof()
+                    except NotImplementedError:
+                        await self.transport.aclose()
+                else:
+                    await self.transport.send(chunk)
+            except TRANSPORT_ERRORS as exc:
+                self._record_transport_exc(exc)
+                self.protocol.receive_eof()
+                self.protocol.data_to_send()
+                return
+
+    async def _receive_handshake_message(self) -> Request | Response | None:
+        """Read until the protocol parses the handshake request or response.
+
+        Frames that arrive in the same read are queued for `recv`. Returns
+        ``None`` when the handshake failed or the stream ended first.
+        """
+        protocol = self.protocol
+        while True:
+            events = protocol.events_received()
+            for index, event in enumerate(events):
+                if not isinstance(event, Frame):
+                    self._process_events(events[index + 1 :])
+                    return event
+            if protocol.handshake_exc is not None or protocol.state is State.CLOSED:
+                return None
+            try:
+                data = await self._receive()
+            except anyio.EndOfStream:
+                protocol.receive_eof()
+            except TRANSPORT_ERRORS as exc:
+                self._record_transport_exc(exc)
+                protocol.receive_eof()
+            else:
+                protocol.receive_data(data)
+
+
+class _Running:
+    """Runs a connection's background tasks in a task group owned by this context.
+
+    The body of the ``async with`` runs outside any exception group: the task
+    group is entered and exited by hand, its children never raise, and the
+    body's own exception is re-raised as it is. Like any task group, it must be
+    entered and exited in the same task.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Connection:
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self.connection._start(task_group)
+        return self.connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: object,
+    ) -> None:
+        connection = self.connection
+        task_group = self._task_group
+        assert task_group is not None
+        try:
+            if exc is None:
+                await connection.close()
+            elif isinstance(exc, Exception):
+                # An error in the body: close with 1011, like a server handler.
+                await connection.close(1011)
+            else:
+                # Cancellation or KeyboardInterrupt: no time for a handshake.
+                connection._abort_soon()
+        except BaseException:
+            connection._abort_soon()
+            raise
+        finally:
+            connection._stop()
+            await task_group.__aexit__(None, None, None)

@@ -1,0 +1,235 @@
+"""The client: `connect` and `ClientConnection`."""
+
+from __future__ import annotations
+
+import ssl as ssl_module
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from .exceptions import InvalidMessage
+from .sansio import ClientProtocol
+from .sansio._handshake import USER_AGENT
+from .sansio._headers import HeadersLike
+from .sansio._protocol import LoggerLike
+from .sansio._uri import parse_uri
+from .sansio.extensions import ClientExtensionFactory
+
+
+__all__ = ["ClientConnection", "connect"]
+
+
+class ClientConnection(Connection):
+    """A client connection, as given by `connect`.
+
+    Subclass it and pass a factory to `connect` as ``create_connection`` to add
+    behaviour; ``functools.partial(MyConnection, extra=42)`` passes extra arguments.
+    """
+
+    protocol: ClientProtocol
+
+    def __init__(
+        self,
+        stream: anyio.abc.AnyByteStream,
+        protocol: ClientProtocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        write_limit: int = 2**15,
+    ) -> None:
+        super().__init__(
+            stream,
+            protocol,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server selected, if any."""
+        return self.protocol.subprotocol
+
+
+class connect:  # a context manager used like a function, as in websockets
+    """Open a WebSocket connection: ``async with connect(uri) as websocket: ...``.
+
+    The connection's background tasks (reader, writer, keepalive) run in a task
+    group that this context owns; leaving the block performs the closing
+    handshake (code 1000, or 1011 when the block raised; bounded by
+    ``close_timeout``) and ends them. Enter and exit it in the same task.
+
+    Args:
+        uri: A ``ws://`` or ``wss://`` URI; ``ws://user:pass@host/`` sends HTTP
+            Basic credentials.
+        origin: The ``Origin`` header, if any.
+        extensions: Extension factories to offer, in order of preference.
+        subprotocols: Subprotocols to offer, in order of preference.
+        additional_headers: Extra headers for the handshake request.
+        user_agent_header: The ``User-Agent`` header; ``None`` sends none.
+        open_timeout: Bound on TCP, TLS and the opening handshake, in seconds;
+            ``None`` for none.
+        ping_interval: Seconds between keepalive pings; ``None`` disables them.
+        ping_timeout: Seconds to wait for a keepalive pong before failing the
+            connection with 1011; ``None`` waits forever.
+        close_timeout: Bound on the closing handshake, in seconds; then the TCP
+            connection is aborted.
+        max_size: Largest incoming message, in bytes; ``None`` for no limit.
+            Larger messages fail the connection with 1009.
+        max_queue: Most incoming messages waiting for `~Connection.recv`; then
+            reading stops, so TCP pushes back on the server. ``None``: no limit.
+        write_limit: `~Connection.send` waits while more bytes than this wait to
+            be written.
+        ssl: The TLS context for ``wss://``; by default, one that verifies
+            certificates with the system's CAs.
+        server_hostname: The host name to check the certificate against; by
+            default, the URI's host.
+        logger: Logger for this connection; ``anyws.client`` by default.
+        create_connection: A factory called like `ClientConnection`.
+        stream: An already connected anyio byte stream to run the connection on,
+            instead of opening a TCP connection (a Unix socket, a proxy tunnel,
+            `anyws.testing` streams...).
+
+    Raises:
+        InvalidURI: ``uri`` isn't a valid WebSocket URI.
+        OSError: The TCP connection failed; `ssl.SSLError` for TLS.
+        TimeoutError: ``open_timeout`` passed.
+        InvalidHandshake: The opening handshake failed; `InvalidStatus` when the
+            server answered with a status other than 101.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        origin: str | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        additional_headers: HeadersLike | None = None,
+        user_agent_header: str | None = USER_AGENT,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_size: int | None = 2**20,
+        max_queue: int | None = 16,
+        write_limit: int = 2**15,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        logger: LoggerLike | None = None,
+        create_connection: Callable[..., ClientConnection] | None = None,
+        stream: anyio.abc.AnyByteStream | None = None,
+    ) -> None:
+        self.uri = parse_uri(uri)
+        if ssl is not None and not self.uri.secure:
+            raise ValueError("connect() received an ssl argument for a ws:// URI")
+        self.origin = origin
+        self.extensions = extensions
+        self.subprotocols = subprotocols
+        self.additional_headers = additional_headers
+        self.user_agent_header = user_agent_header
+        self.open_timeout = open_timeout
+        self.connection_options: dict[str, Any] = {
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "close_timeout": close_timeout,
+            "max_queue": max_queue,
+            "write_limit": write_limit,
+        }
+        self.max_size = max_size
+        self.ssl = ssl
+        self.server_hostname = server_hostname
+        self.logger = logger
+        self.create_connection = create_connection or ClientConnection
+        self.stream = stream
+        self._running: _Running | None = None
+
+    async def _open_stream(self) -> anyio.abc.AnyByteStream:
+        if self.stream is not None:
+            return self.stream
+        uri = self.uri
+        stream: anyio.abc.AnyByteStream = await anyio.connect_tcp(uri.host, uri.port)
+        if uri.secure:
+            context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
+            try:
+                stream = await TLSStream.wrap(
+                    stream,
+                    hostname=self.server_hostname or uri.host,
+                    ssl_context=context,
+                    standard_compatible=False,
+                )
+            except anyio.BrokenResourceError as exc:
+                await anyio.aclose_forcefully(stream)
+                # anyio wraps the SSLError (an OSError) that says what went wrong.
+                if isinstance(exc.__cause__, OSError):
+                    raise exc.__cause__ from None
+                raise
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+        return stream
+
+    async def _open(self) -> ClientConnection:
+        stream = await self._open_stream()
+        try:
+            protocol = ClientProtocol(
+                self.uri,
+                origin=self.origin,
+                extensions=self.extensions,
+                subprotocols=self.subprotocols,
+                max_size=self.max_size,
+                logger=self.logger,
+            )
+            connection = self.create_connection(stream, protocol, **self.connection_options)
+            protocol.send_request(
+                protocol.connect(
+                    additional_headers=self.additional_headers,
+                    user_agent_header=self.user_agent_header,
+                )
+            )
+            connection.request = protocol.request
+            await connection._write_direct()
+            await connection._receive_handshake_message()
+            connection.response = protocol.response
+            if protocol.handshake_exc is not None:
+                raise protocol.handshake_exc
+            if protocol.response is None:  # the stream ended or broke
+                cause = connection._transport_exc or protocol.parser_exc
+                raise InvalidMessage("did not receive a valid HTTP response") from cause
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        return connection
+
+    async def __aenter__(self) -> ClientConnection:
+        timeout = self.open_timeout
+        try:
+            with anyio.fail_after(timeout):
+                connection = await self._open()
+        except TRANSPORT_ERRORS as exc:
+            if isinstance(exc, OSError):
+                raise
+            raise OSError(str(exc) or type(exc).__name__) from exc
+        self._running = _Running(connection)
+        await self._running.__aenter__()
+        return connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        running = self._running
+        assert running is not None, "connect() exited without being entered"
+        self._running = None
+        await running.__aexit__(exc_type, exc, traceback)
