@@ -88,9 +88,7 @@ class ServerProtocol(Protocol):
         try:
             key = process_request(request)
             check_origin(request, self.origins)
-            extensions_header, extensions = negotiate_extensions(
-                request, self.available_extensions
-            )
+            extensions_header, extensions = negotiate_extensions(request, self.available_extensions)
             subprotocol = negotiate_subprotocol(
                 request, self.available_subprotocols, self.select_subprotocol
             )
