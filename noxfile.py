@@ -1,0 +1,242 @@
+"""Developer and CI tasks. ``nox`` runs tests, lint and typecheck; ``nox -l`` lists all.
+
+Sessions:
+
+- ``tests``: the suite on every CPython from 3.10 to 3.13 that this machine has (see
+  `find_pythons`); a missing version is skipped, but no version at all is an error.
+  Extra arguments go to pytest: ``nox -s tests -- -k frames -x``.
+- ``tests_no_speedups``: the suite with ``ANYWS_NO_SPEEDUPS=1`` (pure-Python masking).
+- ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
+- ``lint``: ``ruff check`` and ``ruff format --check``.
+- ``typecheck``: ``mypy --strict`` on ``anyws/`` and on this file.
+- ``bench``: ``python -m benchmarks.core`` (not run by default).
+
+Each session installs the dependency groups of pyproject.toml that it needs and, but for
+lint, anyws itself, editable: setuptools then builds the optional C extension
+``anyws.sansio._speedups`` in place (one file per Python version). With ``CI`` set, the
+build must produce it (``ANYWS_REQUIRE_EXTENSION=1``, read by setup.py) rather than fall
+back silently to pure Python.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+
+
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+# With CI set, nox would turn a missing interpreter into an error: these machines don't
+# all have every version, and the tests session checks that at least one ran.
+nox.options.error_on_missing_interpreters = False
+if hasattr(nox.options, "download_python"):
+    # Never fetch a standalone Python build: only PyPI is reachable from CI.
+    nox.options.download_python = "never"
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def _version_of(executable: str) -> str | None:
+    """Return "X.Y" for a working CPython ``executable``, or None (pyenv shims can fail)."""
+    try:
+        result = subprocess.run(
+            [
+                executable,
+                "-c",
+                "import platform, sys; "
+                "print(platform.python_implementation(), '%d.%d' % sys.version_info[:2])",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    implementation, _, version = result.stdout.strip().partition(" ")
+    return version if result.returncode == 0 and implementation == "CPython" else None
+
+
+def _pyenv_candidates(version: str) -> list[Path]:
+    """Interpreters for ``version`` that pyenv has installed, newest patch first."""
+    candidates: list[Path] = []
+    pyenv = shutil.which("pyenv")
+    if pyenv is not None:
+        result = subprocess.run(
+            [pyenv, "prefix", version], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            candidates += [Path(p) / "bin" / f"python{version}" for p in result.stdout.split(":")]
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    pattern = re.compile(rf"{re.escape(version)}\.(\d+)")  # CPython X.Y.Z only, not X.Y.Zt
+    found: list[tuple[int, Path]] = []
+    if root.is_dir():
+        matches = ((pattern.fullmatch(d.name), d) for d in root.iterdir())
+        found += [(int(m.group(1)), d / "bin" / f"python{version}") for m, d in matches if m]
+    candidates += [path for _, path in sorted(found, reverse=True)]
+    return [path for path in candidates if path.is_file()]
+
+
+def find_pythons() -> dict[str, str]:
+    """Find each Python of `PYTHONS` and make it findable by nox as ``pythonX.Y``.
+
+    Only one Python may be on ``PATH`` (on these machines, pyenv's global 3.11), and
+    pyenv's shims for the others exist but fail. So for each version: keep a working
+    ``pythonX.Y`` from ``PATH``; else ask ``pyenv prefix X.Y``; else look through
+    ``$PYENV_ROOT/versions`` (default ``~/.pyenv/versions``). The bin directory of each
+    interpreter found that way goes to the front of ``PATH`` before nox resolves
+    interpreters, which happens after this file is loaded. Returns version -> path.
+    """
+    found: dict[str, str] = {}
+    prepend: list[str] = []
+    for version in PYTHONS:
+        on_path = shutil.which(f"python{version}")
+        if on_path is not None and _version_of(on_path) == version:
+            found[version] = on_path
+            continue
+        for candidate in _pyenv_candidates(version):
+            if _version_of(str(candidate)) == version:
+                found[version] = str(candidate)
+                prepend.append(str(candidate.parent))
+                break
+    if prepend:
+        os.environ["PATH"] = os.pathsep.join([*prepend, os.environ.get("PATH", "")])
+    return found
+
+
+FOUND_PYTHONS = find_pythons()
+#: The Python of the single-version sessions: the newest one found (else nox's own).
+ONE_PYTHON = list(FOUND_PYTHONS)[-1] if FOUND_PYTHONS else None
+
+
+def _requirements(*groups: str, without: tuple[str, ...] = ()) -> list[str]:
+    """The requirements of pyproject.toml's dependency ``groups``, minus ``without``."""
+    return [
+        requirement
+        for requirement in nox.project.dependency_groups(PYPROJECT, *groups)
+        if Requirement(requirement).name not in without
+    ]
+
+
+def _install_anyws(session: nox.Session, *requirements: str) -> None:
+    """Install anyws (editable) with ``requirements`` in one resolver run.
+
+    The editable build runs setup.py, which compiles the C extension into the source
+    tree (one file per Python version, so the sessions don't collide).
+    """
+    args = ["-e", ".", *requirements]
+    if session.venv_backend == "uv":
+        # uv would otherwise keep an earlier build of the local package (and the C
+        # extension with it) in a reused environment.
+        args += ["--reinstall-package", "anyws"]
+    env = {"ANYWS_REQUIRE_EXTENSION": "1"} if IN_CI else {}
+    session.install(*args, env=env)
+
+
+def _report_extension(session: nox.Session) -> None:
+    """Say which masking implementation this environment has; in CI, require the C one."""
+    if not (ROOT / "anyws" / "sansio" / "_speedups.c").exists():
+        return  # no extension in this version of the tree
+    output = session.run(
+        "python",
+        "-c",
+        "try:\n"
+        "    import anyws.sansio._speedups as module\n"
+        "except ImportError as exc:\n"
+        "    print('missing:', exc)\n"
+        "else:\n"
+        "    print(module.__file__)",
+        silent=True,
+    )
+    result = str(output).strip()
+    if not result.startswith("missing:"):
+        session.log(f"C extension built: {result}")
+    elif IN_CI:
+        session.error(f"the C extension anyws.sansio._speedups isn't importable ({result})")
+    else:
+        session.warn(f"the tests run on the pure-Python masking path only ({result})")
+
+
+def _pytest(session: nox.Session, *, backends: str, env: dict[str, str] | None = None) -> None:
+    # The pytest script, not ``python -m pytest``: the latter puts the working directory
+    # on sys.path, and the tests must import the installed anyws (here the editable one).
+    session.run(
+        "pytest",
+        *session.posargs,
+        env={"ANYWS_TESTS_REQUIRE_BACKENDS": backends, **(env or {})},
+    )
+
+
+ALL_BACKENDS = "asyncio,asyncio+uvloop,trio" if sys.platform != "win32" else "asyncio,trio"
+ASYNCIO_BACKENDS = "asyncio,asyncio+uvloop" if sys.platform != "win32" else "asyncio"
+
+
+@nox.session(python=list(PYTHONS) if FOUND_PYTHONS else False)
+def tests(session: nox.Session) -> None:
+    """Run the test suite on each Python of the matrix that this machine has."""
+    if not FOUND_PYTHONS:
+        session.error(
+            f"no Python {PYTHONS[0]} to {PYTHONS[-1]} found on PATH, through `pyenv prefix` "
+            "or under $PYENV_ROOT/versions: install one (e.g. `pyenv install 3.12`)"
+        )
+    missing = [version for version in PYTHONS if version not in FOUND_PYTHONS]
+    session.log(
+        f"Pythons found: {', '.join(FOUND_PYTHONS)}"
+        + (f"; not found, so skipped: {', '.join(missing)}" if missing else "")
+    )
+    _install_anyws(session, *_requirements("test"))
+    _report_extension(session)
+    _pytest(session, backends=ALL_BACKENDS)
+
+
+@nox.session(python=ONE_PYTHON)
+def tests_no_speedups(session: nox.Session) -> None:
+    """Run the test suite on the pure-Python masking path (``ANYWS_NO_SPEEDUPS=1``)."""
+    _install_anyws(session, *_requirements("test"))
+    _pytest(session, backends=ALL_BACKENDS, env={"ANYWS_NO_SPEEDUPS": "1"})
+
+
+@nox.session(python=ONE_PYTHON)
+def tests_asyncio_only(session: nox.Session) -> None:
+    """Run the test suite without trio: what needs trio must skip, the rest must pass."""
+    _install_anyws(session, *_requirements("test", without=("trio",)))
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, sys; "
+        "sys.exit('trio is installed' if importlib.util.find_spec('trio') else 0)",
+    )
+    _pytest(session, backends=ASYNCIO_BACKENDS)
+
+
+@nox.session(python=ONE_PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff (``nox -s lint -- --fix`` to fix)."""
+    session.install(*_requirements("lint"))
+    session.run("ruff", "check", *session.posargs, ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=ONE_PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check anyws and this noxfile with mypy --strict (settings in pyproject.toml)."""
+    _install_anyws(session, *_requirements("typecheck"))
+    session.run("mypy", *(session.posargs or ["anyws", "noxfile.py"]))
+
+
+@nox.session(python=ONE_PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (``python -m benchmarks.core``); more modules will join."""
+    _install_anyws(session, *_requirements("bench"))
+    session.run("python", "-m", "benchmarks.core", *session.posargs)
