@@ -343,23 +343,26 @@ class serve:  # a context manager used like a function, as in websockets
                 return
             if connection is None:
                 return
-            server = self.server
-            server.connections.add(connection)
-            try:
-                async with _Running(connection):
-                    try:
-                        await self.handler(connection)
-                    except ConnectionClosed as exc:
-                        # Not the handler's fault: the peer left. Once, without traceback.
-                        connection.logger.debug("connection closed: %s", exc)
-                    except Exception:
-                        connection.logger.error("connection handler failed", exc_info=True)
-                        if connection.protocol.state is not connection.protocol.state.CLOSED:
-                            await connection.close(1011)
-            finally:
-                server.connections.discard(connection)
+            await self._run(connection)
         finally:
             await anyio.aclose_forcefully(stream)
+
+    async def _run(self, connection: ServerConnection) -> None:
+        """Run the handler on an open connection, with its background tasks beside it."""
+        server = self.server
+        server.connections.add(connection)
+        try:
+            async with _Running(connection):
+                try:
+                    await self.handler(connection)
+                except ConnectionClosed as exc:
+                    # Not the handler's fault: the peer left. Once, without traceback.
+                    connection.logger.debug("connection closed: %s", exc)
+                except Exception:
+                    connection.logger.error("connection handler failed", exc_info=True)
+                    await connection.close(1011)
+        finally:
+            server.connections.discard(connection)
 
     async def _handshake(self, stream: anyio.abc.AnyByteStream) -> ServerConnection | None:
         """Run the opening handshake; return the connection if it was accepted."""
