@@ -37,13 +37,13 @@ IMPLEMENTATIONS = [
 implementations = pytest.mark.parametrize("apply_mask", IMPLEMENTATIONS)
 
 # Around the pure-Python path's switch from big integers to lane translation, around
-# its block size, around the C path's 64/16/8-byte steps and GIL threshold, and large.
+# the C path's 64/16/8-byte steps and its GIL threshold, and large.
 EDGE_SIZES = sorted(
     {
         *range(0, 34),
         *(
             base + delta
-            for base in (64, 128, 2048, 65536, 2 * 65536)
+            for base in (64, 128, _mask._TRANSLATE_THRESHOLD, 65536)
             for delta in (-5, -1, 0, 1, 3)
         ),
         2**20 + 3,
