@@ -22,7 +22,7 @@ Virtual time (keepalive and timeout tests)
     at once and timeouts fire deterministically. Each test gets a fresh clock; the
     ``mock_clock`` fixture returns it, to read ``mock_clock.current_time()`` or to
     ``jump()`` by hand. Without trio such tests are skipped, with the reason shown.
-    anyio hands the ``clock`` backend option straight to ``trio.run``::
+    (anyio passes the ``clock`` backend option on to trio as it starts the run.)::
 
         @pytest.mark.autojump
         async def test_ping_timeout(mock_clock):
