@@ -2,6 +2,10 @@
 
     python -m anyws serve [--host H] [--port P] [--backend asyncio|trio]
     python -m anyws ws://localhost:8765/ [--backend asyncio|trio]
+    python -m anyws demo [--backend asyncio|trio]
+
+``demo`` runs both in one process: an echo server on a free port of 127.0.0.1
+and the interactive client connected to it.
 
 The client sends each line typed and prints each message received; Ctrl-D
 (end of input) closes the connection.
@@ -74,12 +78,22 @@ async def run_client(uri: str) -> int:
     return 0
 
 
+async def run_demo() -> int:
+    async with serve(echo, "127.0.0.1", 0) as server:
+        print(f"echo server listening on 127.0.0.1:{server.port}", flush=True)
+        return await run_client(f"ws://127.0.0.1:{server.port}/")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m anyws",
         description="An anyws echo server (serve) or an interactive WebSocket client (URI).",
     )
-    parser.add_argument("target", help="'serve' to run an echo server, or a ws:// or wss:// URI")
+    parser.add_argument(
+        "target",
+        help="'serve' to run an echo server, 'demo' to run one and talk to it, "
+        "or a ws:// or wss:// URI to connect to",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on")
     parser.add_argument("--port", type=int, default=8765, help="port to serve on")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
@@ -93,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "serve":
             anyio.run(run_server, args.host, args.port, backend=args.backend)
             return 0
+        if args.target == "demo":
+            return anyio.run(run_demo, backend=args.backend)
         return anyio.run(run_client, args.target, backend=args.backend)
     except InvalidURI as exc:
         parser.error(str(exc))
