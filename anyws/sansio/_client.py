@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, WebSocketException
+from ..exceptions import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidState,
+    InvalidStatus,
+    WebSocketException,
+)
 from ._handshake import USER_AGENT, build_request, generate_key, process_response
 from ._headers import HeadersLike
 from ._http11 import Request, Response, parse_response
@@ -78,9 +84,13 @@ class ClientProtocol(Protocol):
         )
 
     def send_request(self, request: Request) -> None:
-        """Queue the opening handshake request."""
+        """Queue the opening handshake request.
+
+        Raises:
+            InvalidState: A request was already sent.
+        """
         if self.request is not None:
-            raise InvalidHandshake("request already sent")
+            raise InvalidState("request already sent")
         self.request = request
         if self.debug:
             self.logger.debug("> GET %s HTTP/1.1", request.path)

@@ -298,7 +298,11 @@ class Protocol:
         within a short timeout (section 7.1.1: the server closes TCP first, so a
         client waits a little before closing it itself).
         """
-        return self._state is CLOSING or self.handshake_exc is not None
+        return (
+            self._state is CLOSING
+            or self.handshake_exc is not None
+            or (self.eof_sent and self._state is not CLOSED)
+        )
 
     # Commands ---------------------------------------------------------------
 

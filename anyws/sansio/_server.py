@@ -5,7 +5,13 @@ from __future__ import annotations
 import http
 from collections.abc import Callable, Sequence
 
-from ..exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, WebSocketException
+from ..exceptions import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidState,
+    InvalidStatus,
+    WebSocketException,
+)
 from ._handshake import (
     SERVER,
     build_accept_response,
@@ -129,9 +135,16 @@ class ServerProtocol(Protocol):
         return build_reject_response(status, text, headers=headers, server_header=server_header)
 
     def send_response(self, response: Response) -> None:
-        """Queue the response; 101 opens the connection, anything else closes it."""
+        """Queue the response; 101 opens the connection, anything else closes it.
+
+        Raises:
+            InvalidState: The connection isn't CONNECTING any more (the stream
+                ended, or the connection failed), or a response was already sent.
+        """
         if self.response is not None:
-            raise InvalidHandshake("response already sent")
+            raise InvalidState("response already sent")
+        if self.state is not CONNECTING or self.eof_sent:
+            raise InvalidState(f"connection is {self.state.name.lower()}")
         self.response = response
         if self.debug:
             self.logger.debug("> HTTP/1.1 %d %s", response.status_code, response.reason_phrase)

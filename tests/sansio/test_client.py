@@ -411,9 +411,9 @@ class TestSendRequest:
         request = protocol.connect()
         protocol.send_request(request)
         protocol.data_to_send()
-        with pytest.raises(InvalidHandshake) as raised:
+        with pytest.raises(InvalidState) as raised:
             protocol.send_request(protocol.connect())
-        assert type(raised.value) is InvalidHandshake
+        assert type(raised.value) is InvalidState
         assert str(raised.value) == "request already sent"
         assert protocol.data_to_send() == []
         assert protocol.request is request

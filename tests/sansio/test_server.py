@@ -911,9 +911,9 @@ class TestReject:
         response = protocol.accept(received(protocol))
         protocol.send_response(response)
         protocol.data_to_send()
-        with pytest.raises(InvalidHandshake) as raised:
+        with pytest.raises(InvalidState) as raised:
             protocol.send_response(response)
-        assert type(raised.value) is InvalidHandshake
+        assert type(raised.value) is InvalidState
         assert str(raised.value) == "response already sent"
         assert protocol.data_to_send() == []
         assert protocol.state is State.OPEN
@@ -923,7 +923,7 @@ class TestReject:
         received(protocol)
         protocol.send_response(protocol.reject(400, "no"))
         protocol.data_to_send()
-        with pytest.raises(InvalidHandshake, match="response already sent"):
+        with pytest.raises(InvalidState, match="response already sent"):
             protocol.send_response(protocol.reject(400, "no"))
         assert protocol.data_to_send() == []
 
@@ -1098,7 +1098,7 @@ class TestMalformedRequest:
         protocol.receive_data(REQUEST)
         assert protocol.events_received() == []
         assert protocol.data_to_send() == []
-        with pytest.raises(InvalidHandshake, match="response already sent"):
+        with pytest.raises(InvalidState, match="response already sent"):
             protocol.send_response(protocol.reject(400, "again"))
         protocol.receive_eof()
         assert protocol.state is State.CLOSED
@@ -1209,11 +1209,6 @@ class TestEOFDuringHandshake:
         assert protocol.handshake_exc is None
         assert protocol.data_to_send() == [SEND_EOF]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: send_response(101) after receive_eof moves a CLOSED connection to OPEN "
-        "and queues bytes after SEND_EOF",
-    )
     def test_accepting_after_eof_does_not_reopen(self) -> None:
         protocol = ServerProtocol()
         request = received(protocol)
@@ -1228,10 +1223,6 @@ class TestEOFDuringHandshake:
         with pytest.raises(InvalidState):
             protocol.send_text("after EOF")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: send_response after receive_eof queues the response after SEND_EOF",
-    )
     def test_rejecting_after_eof_queues_nothing_after_eof(self) -> None:
         protocol = ServerProtocol()
         received(protocol)
@@ -1252,11 +1243,6 @@ class TestStates:
         assert protocol.events_received() == [Frame(TEXT, b"x")]
         assert protocol.request is None
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: send_response(101) after fail() during the handshake opens a "
-        "connection whose transport is already half-closed",
-    )
     def test_accepting_after_fail_does_not_open(self) -> None:
         protocol = ServerProtocol()
         request = received(protocol)
