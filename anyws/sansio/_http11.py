@@ -14,15 +14,20 @@ before we give up, nor hold a line open forever.
 
 Cost of calling a parser again as bytes trickle in: pass ``start``, the length of
 the buffer at the previous call that returned ``None`` (the buffer must only have
-grown at its end since). The head is then scanned from there, with a look-back of
-at most `MAX_LINE_LENGTH` bytes to measure the line being received, and the
-completed lines are counted again only when new ones arrived (at most
-`MAX_NUM_HEADERS` + 1 times per message), so feeding a head byte by byte costs
-linear time. Without ``start`` (the default, always correct) each call rescans the
-buffer, which is bounded by `MAX_HEADERS_SIZE` bytes. A body with ``Content-Length``
-or read until EOF costs O(1) per call; a chunked body is decoded again from its
-first chunk only when the new bytes contain an empty line (a complete chunked body
-always ends with one) or at EOF.
+grown at its end since; ``0``, the default, is always correct).
+
+- `parse_request` then scans the head from there, with a look-back of at most
+  `MAX_LINE_LENGTH` bytes (searched in C) to measure the line being received, and
+  counts the completed lines again only when new ones arrived (at most
+  `MAX_NUM_HEADERS` + 1 times), so a head fed byte by byte costs linear time.
+- `parse_response` must first tell whether the head was already complete (the
+  body being incomplete): a search in C of at most `MAX_HEADERS_SIZE` bytes per call,
+  then as above while the head is incomplete. Once it's complete, each call looks at
+  the framing headers only (searches in C) and decodes the message again only
+  when it may be complete: enough bytes for ``Content-Length``, EOF for a body
+  delimited by EOF, an empty line in the new bytes for a chunked body.
+
+Without ``start`` each call rescans the buffer, which the limits bound.
 """
 
 from __future__ import annotations
@@ -205,6 +210,16 @@ def parse_response(
         InvalidHeaderValue: ``Content-Length`` is invalid.
         SecurityError: The response exceeds a limit.
     """
+    start = min(max(start, 0), len(buffer))
+    if start:
+        # Unlike a request, a response may have been complete at the previous call
+        # with its body still incomplete. Then its head was valid, and it ends at the
+        # first CRLF CRLF, which this finds after scanning the head only.
+        end = buffer.find(b"\r\n\r\n", 0, min(start, MAX_HEADERS_SIZE))
+        if end != -1:
+            if not eof and _body_incomplete(buffer, end + 4, start):
+                return None
+            start = 0  # Scan the head from its start.
     head = _parse_head(buffer, start, eof, "response")
     if head is None:
         return None
@@ -223,7 +238,7 @@ def parse_response(
         codings = ", ".join(headers.get_all("Transfer-Encoding"))
         if [c.strip(" \t").lower() for c in codings.split(",") if c.strip(" \t")] != ["chunked"]:
             raise InvalidMessage(f"unsupported Transfer-Encoding: {codings}")
-        chunked = _parse_chunked(buffer, size, start, eof)
+        chunked = _parse_chunked(buffer, size, eof)
         if chunked is None:
             return None
         body, end = chunked
@@ -248,6 +263,40 @@ def parse_response(
     if not eof:
         return None
     return Response(status_code, reason_phrase, headers, bytes(buffer[size:])), len(buffer)
+
+
+def _body_incomplete(buffer: bytes | bytearray, size: int, start: int) -> bool:
+    """Tell cheaply whether a response body can't be complete yet; ``False`` if unsure.
+
+    The head, of ``size`` bytes, was complete and valid at the previous call, which
+    saw ``start`` bytes; decoding it again for every new byte of the body would make
+    a trickled body cost quadratic time. This only looks at the framing headers, with
+    searches in C, and leaves every decision but "wait" to the full parser.
+    """
+    status = bytes(buffer[9:12])  # validated: "HTTP/1.1 xxx", unless the hint was wrong
+    if not status.isdigit():
+        return False
+    status_code = int(status)
+    if status_code < 200 or status_code in _NO_BODY_STATUSES:
+        return False
+    head = bytes(buffer[:size]).lower()
+    if b"\r\ntransfer-encoding:" in head:
+        # A chunked body ends with an empty line: if none arrived since the previous
+        # call, it isn't complete. (Past the size limit, let the parser fail.)
+        return (
+            len(buffer) - size <= MAX_BODY_SIZE
+            and start - 3 >= size
+            and buffer.find(b"\r\n\r\n", start - 3) == -1
+        )
+    pos = head.find(b"\r\ncontent-length:")
+    if pos != -1:
+        pos += len(b"\r\ncontent-length:")
+        if head.find(b"\r\ncontent-length:", pos) != -1:
+            return False
+        value = head[pos : head.find(b"\r\n", pos)].strip(b" \t")
+        return value.isdigit() and len(value) < 10 and len(buffer) < size + int(value)
+    # The body ends with the connection.
+    return len(buffer) - size <= MAX_BODY_SIZE
 
 
 # Head: framing and limits.
@@ -421,7 +470,7 @@ def _content_length(headers: Headers) -> int | None:
 
 
 def _parse_chunked(
-    buffer: bytes | bytearray, body_start: int, start: int, eof: bool
+    buffer: bytes | bytearray, body_start: int, eof: bool
 ) -> tuple[bytes, int] | None:
     """Decode a chunked body starting at ``body_start``; ``None`` if it's incomplete.
 
@@ -433,17 +482,6 @@ def _parse_chunked(
         trailer-part = *( header-field CRLF )
     """
     length = len(buffer)
-    if (
-        not eof
-        and length - body_start <= MAX_BODY_SIZE
-        and start - 3 >= body_start
-        and buffer.find(b"\r\n\r\n", start - 3) == -1
-    ):
-        # The previous call saw the head and part of the body. The body ends with
-        # CRLF CRLF (the empty line after the trailer section): if none arrived since,
-        # it isn't complete yet. (Past the size limit, decode to fail or finish.)
-        return None
-
     chunks: list[bytes] = []
     pos = body_start
     while True:
