@@ -172,6 +172,7 @@ def _check_upgrade(headers: Headers) -> None:
     # RFC 6455, section 4.1 (client) and 4.2.1 (server): "An |Upgrade| header field
     # containing the value "websocket", treated as an ASCII case-insensitive value",
     # and a |Connection| header field containing the token "Upgrade".
+    # Connection first, then Upgrade, in the order websockets checks them.
     values = headers.get_all("Connection")
     if not values:
         raise InvalidUpgrade("Connection")
@@ -448,7 +449,7 @@ def build_reject_response(
         reason_phrase = http.HTTPStatus(status).phrase
     except ValueError:
         reason_phrase = ""
-    body = text.encode()
+    body = text.encode("utf-8", "backslashreplace")
     extra = Headers(headers) if headers is not None else Headers()
     response_headers = Headers()
     if status == http.HTTPStatus.UPGRADE_REQUIRED:

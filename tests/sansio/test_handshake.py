@@ -609,6 +609,14 @@ class TestProcessRequest:
         assert type(exc_info.value) is exc_type
         assert str(exc_info.value) == message
 
+    def test_plain_http_request_means_426(self) -> None:
+        # What a browser sends when it opens a WebSocket URL as a page.
+        request = make_request(("Host", "example.com"), ("Connection", "keep-alive"))
+        with pytest.raises(InvalidUpgrade) as exc_info:
+            process_request(request)
+        assert str(exc_info.value) == "invalid Connection header: keep-alive"
+        assert rejection_status(exc_info.value) == http.HTTPStatus.UPGRADE_REQUIRED
+
     def test_unsupported_version_means_426(self) -> None:
         with pytest.raises(InvalidHeaderValue) as exc_info:
             process_request(replaced(valid_request(), "Sec-WebSocket-Version", "8"))
@@ -830,6 +838,9 @@ class TestBuildRejectResponse:
         assert response.body == b"\xe2\x98\xba"
         assert response.headers["Content-Length"] == "3"
         assert "Server" not in response.headers
+
+    def test_lone_surrogate_in_text(self) -> None:
+        assert build_reject_response(400, "a\udcffb").body == b"a\\udcffb"
 
     def test_unknown_status(self) -> None:
         response = build_reject_response(499, "", server_header=None)

@@ -575,6 +575,13 @@ class TestParseResponse:
             parse_response(head % (MAX_BODY_SIZE + 1))  # before any of the body arrives
         assert str(exc_info.value) == message
 
+    def test_repeated_content_length(self) -> None:
+        head = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n"
+        expected = parse_response(head + b"abc")
+        assert expected is not None
+        assert expected[0].body == b"abc"
+        assert feed(parse_response, head + b"abc", [1], hint=True) == expected
+
     def test_invalid_content_length(self) -> None:
         with pytest.raises(InvalidHeaderValue, match="invalid Content-Length header: 0x10"):
             parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n")
@@ -729,6 +736,15 @@ class TestChunked:
         with pytest.raises(SecurityError, match="HTTP body exceeds limit"):
             feed(parse_response, data, [65536], hint=True)
 
+    def test_chunk_size_line_beyond_body_limit(self) -> None:
+        size = MAX_BODY_SIZE - len(b"fffff\r\n\r\n") - 2
+        body = b"%x\r\n" % size + b"a" * size + b"\r\n"
+        assert parse_response(CHUNKED_HEAD + body + b"0\r") is None  # 1 MiB - 1 byte
+        with pytest.raises(SecurityError, match="HTTP body exceeds limit"):
+            parse_response(CHUNKED_HEAD + body + b"0\r\n")  # no room for the last CRLF
+        with pytest.raises(SecurityError, match="HTTP body exceeds limit"):
+            parse_response(CHUNKED_HEAD + body + b"0;x")  # incomplete line, over the limit
+
     def test_chunk_size_line_too_long(self) -> None:
         message = f"HTTP line exceeds limit of {MAX_LINE_LENGTH} bytes"
         with pytest.raises(SecurityError, match=message):
@@ -841,6 +857,23 @@ def test_random_bytes(data: bytes) -> None:
                 continue
             if result is not None:
                 assert 0 < result[1] <= len(data)
+
+
+@given(
+    st.sampled_from([REQUEST, RESPONSE_101, CHUNKED_HEAD + b"3\r\nabc\r\n0\r\n\r\n"]),
+    st.binary(max_size=20),
+    st.integers(-5, 300),
+    st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_wrong_hint(message: bytes, extra: bytes, start: int, eof: bool) -> None:
+    # A wrong hint may give a wrong answer, but still no other exception.
+    for data in (message + extra, extra + message, message[:-5] + extra):
+        for parse in (parse_request, parse_response):
+            try:
+                parse(data, start=start, eof=eof)
+            except WebSocketException:
+                pass
 
 
 def _messages() -> st.SearchStrategy[bytes]:
