@@ -416,8 +416,9 @@ class Connection:
                 pending = fragment
                 await self._wait_drained()
         except BaseException:
-            # The message can't be finished: fail the connection (RFC 6455, 7.1.7).
-            if self.protocol.state is State.OPEN:
+            # Once a frame went out, the message can't be finished: fail the
+            # connection (RFC 6455, 7.1.7). Before that, nothing happened.
+            if is_text is not None and self.protocol.state is State.OPEN:
                 self._fail(1011, "error in fragmented message")
             raise
         finally:
@@ -480,10 +481,8 @@ class Connection:
             payload = os.urandom(4)
             while payload in self._pings:
                 payload = os.urandom(4)
-        elif isinstance(data, str):
-            payload = data.encode()
         else:
-            payload = bytes(data)
+            payload = data.encode() if isinstance(data, str) else bytes(data)
             if payload in self._pings:
                 raise ConcurrencyError("already waiting for a pong with the same data")
         self._check_sendable()
@@ -572,10 +571,17 @@ class Connection:
             wanted.set()
 
     async def _wait_drained(self) -> None:
+        """Wait while more than ``write_limit`` bytes wait for the writer.
+
+        Raises:
+            ConnectionClosed: The connection closed before they were written.
+        """
         if self._out_size <= self.write_limit:
             await anyio.lowlevel.checkpoint_if_cancelled()
             return
-        while self._out_size > self.write_limit and not self._writer_done.is_set():
+        while self._out_size > self.write_limit:
+            if self._closed.is_set():
+                raise self._closed_exc()
             drained = self._drained
             if drained is None:
                 drained = self._drained = anyio.Event()
@@ -746,8 +752,12 @@ class Connection:
                         break
                     await anyio.lowlevel.checkpoint()
             else:
-                timeout = self.close_timeout
-                with anyio.move_on_after(math.inf if timeout is None else timeout):
+                # The writer gets what is left of the closing handshake's time:
+                # nothing when the reader gave up waiting, close_timeout at most.
+                deadline = self._close_deadline
+                if deadline == math.inf and self.close_timeout is not None:
+                    deadline = anyio.current_time() + self.close_timeout
+                with anyio.CancelScope(deadline=deadline):
                     await self._writer_done.wait()
         self._writer_scope.cancel()
         await anyio.aclose_forcefully(self.transport)
