@@ -1,0 +1,217 @@
+"""``python -m anyws``: the echo server and the interactive client, as subprocesses.
+
+Every wait is bounded (`WAIT` seconds) and every process is killed if a test fails, so a
+hang fails the test instead of the run. The server listens on port 0 and the tests read
+the port it picked from its ``listening`` line, so that no two runs fight over a port.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+#: Bound on every wait for a subprocess, in seconds.
+WAIT = 20
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BACKENDS = ["asyncio", "trio"]
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Process:
+    """``python -m anyws ARGS``, with its output read line by line in threads."""
+
+    def __init__(self, *args: str) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "anyws", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=_environment(),
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        assert self.popen.stdout is not None
+        assert self.popen.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.popen.stderr, False), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump(self, stream: object, is_stdout: bool) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            if is_stdout:
+                self.stdout.append(line)
+                self.lines.put(line)
+            else:
+                self.stderr.append(line)
+        if is_stdout:
+            self.lines.put(None)
+
+    def expect(self, pattern: str) -> re.Match[str]:
+        """Wait for a line of stdout that matches ``pattern``; return the match."""
+        while True:
+            try:
+                line = self.lines.get(timeout=WAIT)
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} within {WAIT}s; {self.output()}")
+            if line is None:
+                pytest.fail(f"stdout ended before a line matching {pattern!r}; {self.output()}")
+            if match := re.search(pattern, line):
+                return match
+
+    def write(self, text: str) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text)
+        self.popen.stdin.flush()
+
+    def close_stdin(self) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.close()
+
+    def wait(self) -> int:
+        """Wait for the exit (at most `WAIT`) and for the whole output; return the code."""
+        returncode = self.popen.wait(timeout=WAIT)
+        for thread in self._threads:
+            thread.join(timeout=WAIT)
+        return returncode
+
+    def output(self) -> str:
+        return f"stdout: {''.join(self.stdout)!r}; stderr: {''.join(self.stderr)!r}"
+
+    def cleanup(self) -> None:
+        """Kill the process if it still runs, and release its pipes."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait(timeout=WAIT)
+        for thread in self._threads:
+            thread.join(timeout=WAIT)
+        for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``python -m anyws ARGS`` to completion, bounded by `WAIT`."""
+    return subprocess.run(
+        [sys.executable, "-m", "anyws", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_environment(),
+        timeout=WAIT,  # kills the process on timeout
+        check=False,
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "trio":
+        pytest.importorskip("trio")
+    return str(request.param)
+
+
+@pytest.fixture
+def server(backend: str) -> Iterator[tuple[Process, int]]:
+    """A running echo server on 127.0.0.1 and its port."""
+    process = Process("serve", "--host", "127.0.0.1", "--port", "0", "--backend", backend)
+    try:
+        port = int(process.expect(r"^echo server listening on 127\.0\.0\.1:(\d+)$").group(1))
+        process.expect(r"^press Ctrl-C to stop$")
+        yield process, port
+    finally:
+        process.cleanup()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
+def test_echo_session_then_sigint(server: tuple[Process, int], backend: str) -> None:
+    process, port = server
+    uri = f"ws://127.0.0.1:{port}/"
+    client = Process(uri, "--backend", backend)
+    try:
+        client.expect(rf"^connected to {re.escape(uri)}; type a message")
+        # Type a line, wait for its echo, then the next one, like a person would.
+        client.write("hello\n")
+        client.expect(r"^< 'hello'$")
+        client.write("world\n")
+        client.expect(r"^< 'world'$")
+        client.close_stdin()  # Ctrl-D
+        client.expect(r"^connection closed: sent 1000 \(OK\); then received 1000 \(OK\)$")
+        assert client.wait() == 0, client.output()
+        assert client.stderr == []
+    finally:
+        client.cleanup()
+
+    # The server still runs; Ctrl-C stops it cleanly.
+    assert process.popen.poll() is None, process.output()
+    process.popen.send_signal(signal.SIGINT)
+    process.expect(r"^stopping$")
+    assert process.wait() == 0, process.output()
+    assert process.stderr == []
+
+
+def test_piped_input(server: tuple[Process, int], backend: str) -> None:
+    _, port = server
+    uri = f"ws://127.0.0.1:{port}/"
+    result = run(uri, "--backend", backend, stdin="hello\nworld\n")
+    assert result.returncode == 0, result
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"connected to {uri}; ")
+    assert lines[-1] == "connection closed: sent 1000 (OK); then received 1000 (OK)"
+    # The client closes as soon as its input ends: the echo server replies to the close
+    # frame at once, so echoes it hadn't sent yet are lost. What arrived came in order.
+    assert lines[1:-1] in ([], ["< 'hello'"], ["< 'hello'", "< 'world'"])
+
+
+@pytest.mark.parametrize("client_backend", BACKENDS)
+def test_bad_uri(client_backend: str) -> None:
+    if client_backend == "trio":
+        pytest.importorskip("trio")
+    result = run("http://localhost/", "--backend", client_backend)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: python -m anyws ")
+    assert result.stderr.endswith(
+        "python -m anyws: error: http://localhost/ isn't a valid URI: scheme isn't ws or wss\n"
+    )
+
+
+@pytest.mark.parametrize("client_backend", BACKENDS)
+def test_connection_refused(client_backend: str) -> None:
+    if client_backend == "trio":
+        pytest.importorskip("trio")
+    # A bound socket that doesn't listen: connecting to its port is refused.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        uri = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+        result = run(uri, "--backend", client_backend)
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    assert result.stderr == f"failed to connect to {uri}: All connection attempts failed\n"
