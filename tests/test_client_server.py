@@ -802,6 +802,23 @@ async def test_wss_untrusted_certificate(server_ssl_context: ssl.SSLContext) -> 
 
 @pytest.mark.xfail(
     strict=True,
+    reason="bug: connect() lets anyio.EndOfStream out when the server closes during the "
+    "TLS handshake, instead of an OSError",
+)
+async def test_wss_server_closes_during_tls_handshake() -> None:
+    async def close_at_once(stream: anyio.abc.SocketStream) -> None:
+        pass
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(close_at_once) as port:
+            # Documented: OSError when the connection fails, ssl.SSLError for TLS.
+            with pytest.raises(OSError):
+                async with connect(f"wss://localhost:{port}/"):
+                    pytest.fail("connected")
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="bug: a client that gives up during the TLS handshake crashes serve() with "
     "an ExceptionGroup wrapping anyio.EndOfStream",
 )
