@@ -806,11 +806,12 @@ async def test_wss_untrusted_certificate(server_ssl_context: ssl.SSLContext) -> 
     "TLS handshake, instead of an OSError",
 )
 async def test_wss_server_closes_during_tls_handshake() -> None:
-    async def close_at_once(stream: anyio.abc.SocketStream) -> None:
-        pass
+    async def close_after_client_hello(stream: anyio.abc.SocketStream) -> None:
+        # Read the ClientHello first: closing with unread data would send RST, not FIN.
+        await stream.receive()
 
     with anyio.fail_after(TIMEOUT):
-        async with raw_server(close_at_once) as port:
+        async with raw_server(close_after_client_hello) as port:
             # Documented: OSError when the connection fails, ssl.SSLError for TLS.
             with pytest.raises(OSError):
                 async with connect(f"wss://localhost:{port}/"):
@@ -823,8 +824,20 @@ async def test_wss_server_closes_during_tls_handshake() -> None:
     "an ExceptionGroup wrapping anyio.EndOfStream",
 )
 async def test_tls_handshake_failure_does_not_crash_server(
-    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
+    handled = anyio.Event()
+
+    class OnTLSFailure(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("TLS handshake failed"):
+                handled.set()
+
+    on_tls_failure = OnTLSFailure()
+    logging.getLogger(SERVER_LOGGER).addHandler(on_tls_failure)
     server = serve(echo, "127.0.0.1", 0, ssl=server_ssl_context)
     try:
         with anyio.fail_after(TIMEOUT):
@@ -832,11 +845,14 @@ async def test_tls_handshake_failure_does_not_crash_server(
                 with pytest.raises(ssl.SSLCertVerificationError):
                     async with connect(uri(running, "wss", "localhost")):
                         pytest.fail("connected")
-                # The server still serves.
+                # Wait until the server handled the failed handshake...
+                await handled.wait()
+                # ... and still serves.
                 async with connect(uri(running, "wss", "localhost"), ssl=client_ssl_context) as ws:
                     await ws.send("hello")
                     assert await ws.recv() == "hello"
     finally:
+        logging.getLogger(SERVER_LOGGER).removeHandler(on_tls_failure)
         # The crash skips closing the listeners (see the test above): don't leak them.
         for listener in server.server.listeners:
             await anyio.aclose_forcefully(listener)
