@@ -290,17 +290,20 @@ class Connection:
         not yet yielded are returned by the next `recv_streaming` (or, joined,
         by `recv`).
         """
-        if self._recv_busy:
-            raise ConcurrencyError(
-                "cannot call recv_streaming while another task is already running "
-                "recv or recv_streaming"
-            )
-        self._recv_busy = True
-        try:
-            import codecs
+        import codecs
 
-            decoder: codecs.IncrementalDecoder | None = None
-            while True:
+        decoder: codecs.IncrementalDecoder | None = None
+        while True:
+            # Busy while waiting and taking a frame, not between fragments: a
+            # caller that stops iterating leaves the rest of the message for the
+            # next recv() or recv_streaming().
+            if self._recv_busy:
+                raise ConcurrencyError(
+                    "cannot call recv_streaming while another task is already running "
+                    "recv or recv_streaming"
+                )
+            self._recv_busy = True
+            try:
                 if not self._frames:
                     await self._wait_for_frames(whole_message=False)
                 else:
@@ -313,16 +316,16 @@ class Connection:
                     self._messages -= 1
                     self._streaming_text = False
                     self._message_consumed()
-                if (text and decode is not False) or decode:
-                    if decoder is None:
-                        decoder = codecs.getincrementaldecoder("utf-8")()
-                    yield decoder.decode(frame.data, frame.fin)
-                else:
-                    yield frame.data
-                if frame.fin:
-                    return
-        finally:
-            self._recv_busy = False
+            finally:
+                self._recv_busy = False
+            if (text and decode is not False) or decode:
+                if decoder is None:
+                    decoder = codecs.getincrementaldecoder("utf-8")()
+                yield decoder.decode(frame.data, frame.fin)
+            else:
+                yield frame.data
+            if frame.fin:
+                return
 
     def __aiter__(self) -> AsyncIterator[Data]:
         """Iterate on incoming messages; ends on a normal close, raises on an abnormal one."""
@@ -385,36 +388,28 @@ class Connection:
         aiter_: AsyncIterator[DataLike] | None,
         text: bool | None,
     ) -> None:
-        # Frames go out one behind: the last fragment must carry FIN, and we only
-        # know a fragment is the last when the iterator is exhausted.
-        async def next_fragment() -> DataLike | None:
-            if iterator is not None:
-                return next(iterator, None)
-            assert aiter_ is not None
-            try:
-                return await anext(aiter_)
-            except StopAsyncIteration:
-                return None
-
-        pending = await next_fragment()
-        if pending is None:
-            return  # An empty iterable sends nothing, like websockets.
-        self._check_sendable()
         is_text: bool | None = None
         self._fragmenting = True
         try:
-            while True:
-                fragment = await next_fragment()
-                if is_text is None:
-                    is_text = self._send_frame(pending, text, fin=fragment is None, first=True)
-                else:
-                    if text is None and isinstance(pending, str) != is_text:
-                        raise TypeError("all fragments must be of the same type: str or bytes-like")
-                    self._send_frame(pending, text, fin=fragment is None, first=False)
-                if fragment is None:
-                    break
-                pending = fragment
-                await self._wait_drained()
+            if iterator is not None:
+                # Every fragment is at hand: look one ahead so that the last one
+                # carries FIN, and send no empty frame.
+                pending = next(iterator, None)
+                while pending is not None:
+                    fragment = next(iterator, None)
+                    is_text = self._send_fragment(pending, text, is_text, fin=fragment is None)
+                    pending = fragment
+                    await self._wait_drained()
+            else:
+                assert aiter_ is not None
+                # Fragments come when they come: each goes out at once, and an empty
+                # frame carrying FIN ends the message, as websockets does.
+                async for fragment in aiter_:
+                    is_text = self._send_fragment(fragment, text, is_text, fin=False)
+                    await self._wait_drained()
+                if is_text is not None:
+                    self._send_frame(b"", text, fin=True, first=False)
+                    await self._wait_drained()
         except BaseException:
             # Once a frame went out, the message can't be finished: fail the
             # connection (RFC 6455, 7.1.7). Before that, nothing happened.
@@ -423,7 +418,17 @@ class Connection:
             raise
         finally:
             self._fragmenting = False
-        await self._wait_drained()
+
+    def _send_fragment(
+        self, data: DataLike, text: bool | None, is_text: bool | None, *, fin: bool
+    ) -> bool:
+        """Queue one fragment; return whether the message is text."""
+        if is_text is None:
+            return self._send_frame(data, text, fin=fin, first=True)
+        if text is None and isinstance(data, str) != is_text:
+            raise TypeError("all fragments must be of the same type: str or bytes-like")
+        self._send_frame(data, text, fin=fin, first=False)
+        return is_text
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Perform the closing handshake, and wait until the connection is closed.

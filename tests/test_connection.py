@@ -228,16 +228,20 @@ async def test_send_fragments_as_one_message() -> None:
 
 
 async def _send_fragments_as_one_message(client: Any, server: Any, source: Any) -> None:
+    # An iterable is read one ahead, so its last item carries FIN; an async
+    # iterable's items go out as they come, and an empty frame ends the message.
+    text_end: list[str] = [""] if source is agen else []
+    bytes_end: list[bytes] = [b""] if source is agen else []
     await client.send(source(["ab", "", "cd", "é"]))
     await client.send(source([b"ab", bytearray(b"cd"), memoryview(b"ef")]))
     await client.send(source([b"caf\xc3", b"\xa9"]), text=True)
     await client.send(source(["as ", "bytes"]), text=False)
     await client.send(source(["single"]))
-    assert await collect(server) == ["ab", "", "cd", "é"]
-    assert await collect(server) == [b"ab", b"cd", b"ef"]
-    assert await collect(server) == ["caf", "é"]
-    assert await collect(server) == [b"as ", b"bytes"]
-    assert await collect(server) == ["single"]
+    assert await collect(server) == ["ab", "", "cd", "é", *text_end]
+    assert await collect(server) == [b"ab", b"cd", b"ef", *bytes_end]
+    assert await collect(server) == ["caf", "é", *text_end]
+    assert await collect(server) == [b"as ", b"bytes", *bytes_end]
+    assert await collect(server) == ["single", *text_end]
     # recv() joins the fragments.
     await client.send(source(["jo", "in", "ed"]))
     await client.send(source([b"jo", b"in"]))
@@ -342,14 +346,16 @@ async def test_recv_streaming_yields_fragments_as_they_arrive() -> None:
     """The first fragment is yielded before the sender has produced the last one."""
     more = anyio.Event()
     async with pair() as (client, server), anyio.create_task_group() as tg:
-        # Frames go out one behind the iterator: "a" leaves once "b" exists.
+        # Fragments of an async iterable go out as the iterator produces them.
         sending = spawn(tg, client.send, agen(["a", "b", "c"], {2: more}))
         async with contextlib.aclosing(server.recv_streaming()) as fragments:
             assert await anext(fragments) == "a"
+            assert await anext(fragments) == "b"
             await settle()
             assert not sending.done  # "c" doesn't exist yet
             more.set()
-            assert [fragment async for fragment in fragments] == ["b", "c"]
+            # An empty frame carrying FIN ends the message.
+            assert [fragment async for fragment in fragments] == ["c", ""]
         await sending.wait()
         assert sending.exc is None
 
@@ -421,7 +427,7 @@ async def test_concurrent_sends_never_interleave_fragments() -> None:
         async with anyio.create_task_group() as tg:
             for task in range(8):
                 fragments = [f"{task}:{index};" for index in range(5)]
-                expected[fragments[0]] = fragments
+                expected[fragments[0]] = [*fragments, ""]  # an empty frame ends it
                 tg.start_soon(client.send, agen(fragments))
                 whole = f"{task}:whole"
                 expected[whole] = [whole]
@@ -832,14 +838,14 @@ async def timeout_recv_streaming_mid_message(seconds: float) -> None:
     more = anyio.Event()
     async with pair() as (client, server), anyio.create_task_group() as tg:
         tg.start_soon(server.send, agen(["a", "b", "c"], {2: more}))
-        await settle()  # "a" is in, "b" is pending
+        await settle()  # "a" and "b" are in, "c" is pending
         got: list[str] = []
         with pytest.raises(TimeoutError), anyio.fail_after(seconds):  # noqa: PT012
             async for fragment in client.recv_streaming():
                 got.append(fragment)  # noqa: PERF401
-        assert got == ["a"]
+        assert got == ["a", "b"]
         more.set()
-        assert await client.recv() == "bc"
+        assert await client.recv() == "c"
         await _assert_usable(client, server)
 
 
@@ -1159,7 +1165,7 @@ async def test_fragmented_send_waits_between_fragments_over_write_limit() -> Non
         sending = spawn(tg, client.send, fragments())
         await settle()
         # One frame in flight, one queued over the limit: the iterator waits.
-        assert produced == [0, 1, 2]
+        assert produced == [0, 1]
         assert not sending.done
         client_stream.paused = False
         await sending.wait()
@@ -1455,3 +1461,16 @@ async def test_no_task_left_behind(ending: str) -> None:
     assert scope.cancelled_caught == (ending == "cancelled")
     assert client.state is server.state is State.CLOSED
     assert anyws_tasks() == before
+
+
+async def test_recv_after_abandoning_recv_streaming() -> None:
+    """A caller that stops iterating leaves the rest of the message for recv()."""
+    async with pair() as (client, server):
+        await client.send(["a", "b", "c"])
+        fragments = server.recv_streaming()
+        assert await anext(fragments) == "a"
+        # The generator is suspended, not closed: recv() is not blocked by it.
+        assert await server.recv() == "bc"
+        await fragments.aclose()
+        await client.send("next")
+        assert await server.recv() == "next"
