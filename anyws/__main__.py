@@ -25,6 +25,10 @@ from . import ConnectionClosed, ConnectionClosedOK, ServerConnection, connect, s
 from .exceptions import InvalidHandshake, InvalidURI
 
 
+#: How long the client waits, at the end of its input, for replies to what it sent.
+REPLY_GRACE = 1.0
+
+
 async def echo(websocket: ServerConnection) -> None:
     """Send every message received back to its sender."""
     async for message in websocket:
@@ -32,11 +36,12 @@ async def echo(websocket: ServerConnection) -> None:
 
 
 async def run_server(host: str, port: int) -> None:
-    async with serve(echo, host, port) as server:
-        for address in server.sockets:
-            print(f"echo server listening on {address[0]}:{address[1]}", flush=True)
-        print("press Ctrl-C to stop", flush=True)
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # Signals first: a Ctrl-C right after the "listening" line must stop cleanly too.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve(echo, host, port) as server:
+            for address in server.sockets:
+                print(f"echo server listening on {address[0]}:{address[1]}", flush=True)
+            print("press Ctrl-C to stop", flush=True)
             async for _ in signals:
                 print("stopping", flush=True)
                 return
@@ -46,12 +51,18 @@ async def run_client(uri: str) -> int:
     try:
         async with connect(uri) as websocket:
             print(f"connected to {uri}; type a message and press Enter, Ctrl-D to quit", flush=True)
+            sent = received = 0
+            caught_up = anyio.Event()
             async with anyio.create_task_group() as task_group:
 
                 async def print_messages() -> None:
+                    nonlocal received, caught_up
                     try:
                         async for message in websocket:
                             print(f"< {message!r}", flush=True)
+                            received += 1
+                            if received >= sent:
+                                caught_up.set()
                         print(f"connection closed: {websocket.protocol.close_exc}", flush=True)
                     except ConnectionClosed as exc:
                         print(f"connection closed: {exc}", flush=True)
@@ -68,7 +79,14 @@ async def run_client(uri: str) -> int:
                         await websocket.send(line.rstrip("\n"))
                     except ConnectionClosed:
                         break
-                # End of input: close; replies already on their way are still printed.
+                    sent += 1
+                    if received < sent:
+                        caught_up = anyio.Event()
+                # End of input: give replies up to a second to arrive (with piped
+                # input, closing at once would cut the echoes off), then close.
+                with anyio.move_on_after(REPLY_GRACE):
+                    if received < sent:
+                        await caught_up.wait()
                 await websocket.close()
     except ConnectionClosedOK:
         return 0

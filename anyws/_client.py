@@ -173,6 +173,9 @@ class connect:  # a context manager used like a function, as in websockets
                 if isinstance(exc.__cause__, OSError):
                     raise exc.__cause__ from None
                 raise
+            except anyio.EndOfStream as exc:
+                await anyio.aclose_forcefully(stream)
+                raise ConnectionResetError("connection closed during the TLS handshake") from exc
             except BaseException:
                 await anyio.aclose_forcefully(stream)
                 raise

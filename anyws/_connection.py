@@ -798,12 +798,15 @@ class Connection:
                     try:
                         if data:
                             await transport.send(data)
-                        if eof:
+                        if eof and self._transport_exc is None:
                             try:
                                 await transport.send_eof()
                             except NotImplementedError:
                                 # TLS can't half-close (anyio's TLSStream): close instead.
                                 await transport.aclose()
+                            except RuntimeError as exc:
+                                # uvloop raises this on a transport that a reset closed.
+                                raise anyio.BrokenResourceError from exc
                     finally:
                         self._writing = False
                     self._out_size -= len(data)

@@ -27,6 +27,9 @@ from .sansio.extensions import ServerExtensionFactory
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
+#: What a failed server-side TLS handshake raises: the transport errors, and EOF.
+_TLS_HANDSHAKE_ERRORS: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, anyio.EndOfStream)
+
 _ACCEPT_CAPACITY_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 Handler: TypeAlias = Callable[["ServerConnection"], Awaitable[None]]
@@ -240,7 +243,10 @@ class serve:  # a context manager used like a function, as in websockets
 
     # Running -------------------------------------------------------------
 
-    async def __aenter__(self) -> Server:
+    async def _listen(self) -> None:
+        """Bind the listening sockets (once)."""
+        if self.server.listeners:
+            return
         listener = await anyio.create_tcp_listener(
             local_host=self.host,
             local_port=self.port or 0,
@@ -248,13 +254,16 @@ class serve:  # a context manager used like a function, as in websockets
             reuse_port=self.reuse_port,
         )
         self.server.listeners = list(listener.listeners)
+        for address in self.server.sockets:
+            self.logger.info("server listening on %s", _format_address(address))
+
+    async def __aenter__(self) -> Server:
+        await self._listen()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        for each in listener.listeners:
-            task_group.start_soon(self._accept, each, task_group)
-        for address in self.server.sockets:
-            self.logger.info("server listening on %s", _format_address(address))
+        for listener in self.server.listeners:
+            task_group.start_soon(self._accept, listener, task_group)
         return self.server
 
     async def __aexit__(
@@ -269,18 +278,32 @@ class serve:  # a context manager used like a function, as in websockets
             if exc is None or isinstance(exc, Exception):
                 await self.server.close()
         finally:
-            self.server._accepting.cancel()
-            for scope in list(self.server._handlers):
+            server = self.server
+            server._accepting.cancel()
+            # Cancelled or interrupted: no closing handshakes, but no open socket either.
+            # Shielded: in a cancelled scope every await raises, and the task group
+            # below must still be exited.
+            with anyio.CancelScope(shield=True):
+                for listener in server.listeners:
+                    await anyio.aclose_forcefully(listener)
+            for scope in list(server._handlers):
                 scope.cancel()
-            self.server._closed.set()
+            server._closed.set()
             await task_group.__aexit__(None, None, None)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run the server until cancelled: ``server = await tg.start(serve(...).serve)``."""
+        """Run the server until cancelled: ``server = await tg.start(serve(...).serve)``.
+
+        The sockets are bound before ``start`` returns, so connecting right away
+        works. Cancellation closes the listeners and cancels the handlers.
+        """
+        await self._listen()
+        # started() comes before the task group opens: trio can't move a task that
+        # has a nursery open into the caller's task group.
+        task_status.started(self.server)
         async with self as server:
-            task_status.started(server)
             await server.serve_forever()
 
     async def _accept(
@@ -334,7 +357,9 @@ class serve:  # a context manager used like a function, as in websockets
                             ssl_context=self.ssl,
                             standard_compatible=False,
                         )
-                    except TRANSPORT_ERRORS as exc:
+                    except _TLS_HANDSHAKE_ERRORS as exc:
+                        # A client that gives up (a certificate it rejects, a port
+                        # scanner) is no reason to stop serving the others.
                         self.logger.debug("TLS handshake failed: %r", exc)
                         return
                 connection = await self._handshake(stream)

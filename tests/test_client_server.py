@@ -74,20 +74,6 @@ def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def xfail_on_uvloop(request: pytest.FixtureRequest, anyio_backend: Any, reason: str) -> None:
-    if "loop_factory" in anyio_backend[1]:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-#: uvloop raises RuntimeError, not OSError, from write_eof() on a transport that a
-#: reset closed; anyio's SocketStream.send_eof lets it through and anyws's writer task
-#: logs it as an unexpected error.
-UVLOOP_SEND_EOF_BUG = (
-    "bug: on uvloop, the writer task logs 'unexpected error in writer task' (RuntimeError "
-    "from send_eof) at ERROR after a TCP reset"
-)
-
-
 def anyws_tasks() -> list[str]:
     return [
         task.name
@@ -195,10 +181,6 @@ async def test_serve_method_with_task_group_start() -> None:
         assert anyws_tasks() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: leaving serve() by cancellation doesn't close the listening sockets",
-)
 async def test_serve_method_cancelled_closes_listeners() -> None:
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as tg:
@@ -288,7 +270,6 @@ async def test_handler_raises_closes_with_1011_and_logs(
 async def test_handler_connection_closed_logged_once_at_debug(
     caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest, anyio_backend: Any
 ) -> None:
-    xfail_on_uvloop(request, anyio_backend, UVLOOP_SEND_EOF_BUG)
     caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
     received = anyio.Event()
 
@@ -724,7 +705,6 @@ async def test_http_404() -> None:
 async def test_tcp_reset_by_server(
     caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest, anyio_backend: Any
 ) -> None:
-    xfail_on_uvloop(request, anyio_backend, UVLOOP_SEND_EOF_BUG)
 
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
@@ -800,11 +780,6 @@ async def test_wss_untrusted_certificate(server_ssl_context: ssl.SSLContext) -> 
     assert excinfo.value.__cause__ is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: connect() lets anyio.EndOfStream out when the server closes during the "
-    "TLS handshake, instead of an OSError",
-)
 async def test_wss_server_closes_during_tls_handshake() -> None:
     async def close_after_client_hello(stream: anyio.abc.SocketStream) -> None:
         # Read the ClientHello first: closing with unread data would send RST, not FIN.
@@ -818,11 +793,6 @@ async def test_wss_server_closes_during_tls_handshake() -> None:
                     pytest.fail("connected")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a client that gives up during the TLS handshake crashes serve() with "
-    "an ExceptionGroup wrapping anyio.EndOfStream",
-)
 async def test_tls_handshake_failure_does_not_crash_server(
     server_ssl_context: ssl.SSLContext,
     client_ssl_context: ssl.SSLContext,
