@@ -500,9 +500,10 @@ class Protocol:
                     raise _Failure(1002, ProtocolError(f"invalid opcode: {head & 0x0F:#x}"))
                 if (second & 0x80 == 0x80) is not expect_mask:
                     raise _Failure(1002, ProtocolError("incorrect masking"))
-                if head & 0x70 and not extensions:
-                    raise _Failure(1002, ProtocolError("reserved bits must be 0"))
                 fin = head & 0x80 == 0x80
+                if head & 0x70 and (not extensions or opcode >= 8):
+                    # Extensions may claim RSV bits on data frames only (RFC 7692, 6.1).
+                    raise _Failure(1002, ProtocolError("reserved bits must be 0"))
                 if opcode >= 8:
                     if not fin:
                         raise _Failure(1002, ProtocolError("fragmented control frame"))
@@ -518,9 +519,16 @@ class Protocol:
                         if self._msg_opcode is not None:
                             raise _Failure(1002, ProtocolError("expected a continuation frame"))
                         total = length
-                    # With extensions, the size that counts is the decoded one, checked later.
-                    if max_size is not None and total > max_size and not extensions:
-                        raise _Failure(1009, PayloadTooBig(total, max_size))
+                    if max_size is not None:
+                        if not extensions:
+                            if total > max_size:
+                                raise _Failure(1009, PayloadTooBig(total, max_size))
+                        # With extensions, the size that counts is the decoded one,
+                        # checked as it is decoded; on the wire, a frame may still
+                        # not be much larger than a whole message (deflate adds
+                        # 5 bytes per 64 KiB to data it can't compress).
+                        elif length > max_size + (max_size >> 10) + 64:
+                            raise _Failure(1009, PayloadTooBig(None, max_size))
                 if expect_mask:
                     header_size += 4
                 start = pos + header_size
@@ -644,8 +652,10 @@ class Protocol:
         try:
             for extension in reversed(self.extensions):
                 frame = extension.decode(frame, max_size=max_size)
-        except PayloadTooBig as exc:
-            raise _Failure(1009, exc) from None
+        except PayloadTooBig:
+            # The extension knows what was left of the limit; say what the limit is.
+            assert self.max_size is not None
+            raise _Failure(1009, PayloadTooBig(None, self.max_size)) from None
         except ProtocolError as exc:
             raise _Failure(1002, exc) from None
         except Exception as exc:

@@ -834,7 +834,7 @@ def test_bomb_in_fragments() -> None:
     frames = deliver(wire, client)
     assert frames == []
     assert isinstance(client.parser_exc, PayloadTooBig)
-    assert client.parser_exc.max_size == 2**19  # what the message could still grow by
+    assert client.parser_exc.max_size == 2**20  # the limit, not what was left of it
     (close,) = parse_wire(take(client))
     assert Close.parse(close.payload).code == 1009
 
@@ -1098,3 +1098,24 @@ def test_any_fragmentation_round_trips(
         assert parse_wire(wire)[0].rsv1 is not skip
         assert [frame.data for frame in deliver(wire, server)] == fragments
     assert server.parser_exc is None
+
+
+@pytest.mark.parametrize("opcode", [Opcode.PING, Opcode.PONG, Opcode.CLOSE])
+def test_rsv1_on_a_control_frame_fails_the_connection(opcode: Opcode) -> None:
+    """RFC 7692, section 6.1: permessage-deflate never applies to control frames."""
+    client = Protocol(Side.CLIENT, extensions=[PerMessageDeflate()])
+    frames = deliver(serialize_frame(opcode, b"", rsv1=True), client)
+    assert frames == []
+    assert isinstance(client.parser_exc, ProtocolError)
+    (close,) = parse_wire(take(client))
+    assert Close.parse(close.payload) == Close(1002, "reserved bits must be 0")
+
+
+def test_compressed_frame_far_over_max_size_fails_at_its_header() -> None:
+    """A compressed frame can't be much larger than a message: no need to buffer it."""
+    client = Protocol(Side.CLIENT, extensions=[PerMessageDeflate()], max_size=2**20)
+    header = serialize_frame(Opcode.BINARY, b"\x00" * (2**21), rsv1=True)[:10]
+    assert deliver(header, client) == []
+    assert isinstance(client.parser_exc, PayloadTooBig)
+    (close,) = parse_wire(take(client))
+    assert Close.parse(close.payload).code == 1009
