@@ -18,7 +18,7 @@ from .sansio._handshake import USER_AGENT
 from .sansio._headers import HeadersLike
 from .sansio._protocol import LoggerLike
 from .sansio._uri import parse_uri
-from .sansio.extensions import ClientExtensionFactory
+from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
 
 __all__ = ["ClientConnection", "connect"]
@@ -74,6 +74,9 @@ class connect:  # a context manager used like a function, as in websockets
         origin: The ``Origin`` header, if any.
         extensions: Extension factories to offer, in order of preference.
         subprotocols: Subprotocols to offer, in order of preference.
+        compression: ``"deflate"`` (the default) offers permessage-deflate
+            (RFC 7692) unless ``extensions`` configures it already; ``None``
+            turns compression off.
         additional_headers: Extra headers for the handshake request.
         user_agent_header: The ``User-Agent`` header; ``None`` sends none.
         open_timeout: Bound on TCP, TLS and the opening handshake, in seconds;
@@ -114,6 +117,7 @@ class connect:  # a context manager used like a function, as in websockets
         origin: str | None = None,
         extensions: Sequence[ClientExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
+        compression: str | None = "deflate",
         additional_headers: HeadersLike | None = None,
         user_agent_header: str | None = USER_AGENT,
         open_timeout: float | None = 10,
@@ -133,6 +137,10 @@ class connect:  # a context manager used like a function, as in websockets
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() received an ssl argument for a ws:// URI")
         self.origin = origin
+        if compression == "deflate":
+            extensions = enable_client_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
         self.extensions = extensions
         self.subprotocols = subprotocols
         self.additional_headers = additional_headers

@@ -53,6 +53,7 @@ import anyio.lowlevel
 
 from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
 from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
+from .sansio.extensions import PerMessageDeflate
 
 
 if TYPE_CHECKING:
@@ -344,6 +345,8 @@ class Connection:
         self,
         message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
         text: bool | None = None,
+        *,
+        compress: bool = True,
     ) -> None:
         """Send a message.
 
@@ -351,6 +354,10 @@ class Connection:
         ``text=True`` sends bytes (already UTF-8) as text, ``text=False`` sends a
         `str` as binary. An iterable or async iterable of those is sent as one
         fragmented message, a frame per item; other messages wait until it ends.
+
+        ``compress=False`` sends this message uncompressed on a connection that
+        negotiated permessage-deflate (RFC 7692 allows it): for data that is
+        already compressed, or too small to gain anything.
 
         When more than ``write_limit`` bytes wait to be written, `send` waits for
         the writer to catch up.
@@ -368,7 +375,7 @@ class Connection:
         """
         if isinstance(message, str | bytes | bytearray | memoryview):
             async with self._send_lock:
-                self._send_frame(message, text, fin=True, first=True)
+                self._send_frame(message, text, fin=True, first=True, compress=compress)
                 await self._wait_drained()
             return
         if isinstance(message, Iterable):
@@ -380,13 +387,14 @@ class Connection:
         else:
             raise TypeError(f"message has unsupported type {type(message).__name__}")
         async with self._send_lock:
-            await self._send_fragments(iterator, aiter_, text)
+            await self._send_fragments(iterator, aiter_, text, compress)
 
     async def _send_fragments(
         self,
         iterator: Iterator[DataLike] | None,
         aiter_: AsyncIterator[DataLike] | None,
         text: bool | None,
+        compress: bool,
     ) -> None:
         is_text: bool | None = None
         self._fragmenting = True
@@ -397,7 +405,9 @@ class Connection:
                 pending = next(iterator, None)
                 while pending is not None:
                     fragment = next(iterator, None)
-                    is_text = self._send_fragment(pending, text, is_text, fin=fragment is None)
+                    is_text = self._send_fragment(
+                        pending, text, is_text, fin=fragment is None, compress=compress
+                    )
                     pending = fragment
                     await self._wait_drained()
             else:
@@ -405,7 +415,9 @@ class Connection:
                 # Fragments come when they come: each goes out at once, and an empty
                 # frame carrying FIN ends the message, as websockets does.
                 async for fragment in aiter_:
-                    is_text = self._send_fragment(fragment, text, is_text, fin=False)
+                    is_text = self._send_fragment(
+                        fragment, text, is_text, fin=False, compress=compress
+                    )
                     await self._wait_drained()
                 if is_text is not None:
                     self._send_frame(b"", text, fin=True, first=False)
@@ -420,11 +432,11 @@ class Connection:
             self._fragmenting = False
 
     def _send_fragment(
-        self, data: DataLike, text: bool | None, is_text: bool | None, *, fin: bool
+        self, data: DataLike, text: bool | None, is_text: bool | None, *, fin: bool, compress: bool
     ) -> bool:
         """Queue one fragment; return whether the message is text."""
         if is_text is None:
-            return self._send_frame(data, text, fin=fin, first=True)
+            return self._send_frame(data, text, fin=fin, first=True, compress=compress)
         if text is None and isinstance(data, str) != is_text:
             raise TypeError("all fragments must be of the same type: str or bytes-like")
         self._send_frame(data, text, fin=fin, first=False)
@@ -541,7 +553,9 @@ class Connection:
 
     # Internals: sending ----------------------------------------------------
 
-    def _send_frame(self, data: DataLike, text: bool | None, *, fin: bool, first: bool) -> bool:
+    def _send_frame(
+        self, data: DataLike, text: bool | None, *, fin: bool, first: bool, compress: bool = True
+    ) -> bool:
         """Queue one data frame; return whether it was text."""
         self._check_sendable()
         protocol = self.protocol
@@ -555,12 +569,31 @@ class Connection:
             raise TypeError(f"message has unsupported type {type(data).__name__}")
         if not first:
             protocol.send_continuation(payload, fin)
-        elif is_text:
-            protocol.send_text(payload if isinstance(payload, bytes) else bytes(payload), fin)
         else:
-            protocol.send_binary(payload, fin)
+            # The per-message switch of permessage-deflate: read when the first frame
+            # of a message is encoded, which happens inside send_text/send_binary.
+            deflate = None if compress else self._deflate()
+            if deflate is not None:
+                deflate.skip_next_message = True
+            try:
+                if is_text:
+                    protocol.send_text(
+                        payload if isinstance(payload, bytes) else bytes(payload), fin
+                    )
+                else:
+                    protocol.send_binary(payload, fin)
+            finally:
+                if deflate is not None:
+                    deflate.skip_next_message = False
         self._flush()
         return is_text
+
+    def _deflate(self) -> PerMessageDeflate | None:
+        """The negotiated permessage-deflate extension, if any."""
+        for extension in self.protocol.extensions:
+            if isinstance(extension, PerMessageDeflate):
+                return extension
+        return None
 
     def _flush(self) -> None:
         """Hand the protocol's output to the writer; never waits."""

@@ -22,7 +22,7 @@ from .sansio import Request, Response, ServerProtocol
 from .sansio._handshake import SERVER
 from .sansio._protocol import LoggerLike
 from .sansio._server import SelectSubprotocol
-from .sansio.extensions import ServerExtensionFactory
+from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
 
 __all__ = ["Server", "ServerConnection", "serve"]
@@ -171,6 +171,10 @@ class serve:  # a context manager used like a function, as in websockets
         extensions: Extension factories, in order of preference.
         subprotocols: Subprotocols, in order of preference.
         select_subprotocol: Chooses among the client's subprotocols instead.
+        compression: ``"deflate"`` (the default) accepts permessage-deflate
+            (RFC 7692) with settings that favour memory (12-bit windows, memLevel
+            5: about 49 KiB per connection) unless ``extensions`` configures it
+            already; ``None`` turns compression off.
         process_request: Called with the connection and the request before the
             handshake; returning a `Response` (see `ServerConnection.respond`)
             answers with it instead of upgrading (health checks, auth failures).
@@ -196,6 +200,7 @@ class serve:  # a context manager used like a function, as in websockets
         extensions: Sequence[ServerExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
+        compression: str | None = "deflate",
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
         server_header: str | None = SERVER,
@@ -216,6 +221,10 @@ class serve:  # a context manager used like a function, as in websockets
         self.host = host
         self.port = port
         self.origins = origins
+        if compression == "deflate":
+            extensions = enable_server_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
         self.extensions = extensions
         self.subprotocols = subprotocols
         self.select_subprotocol = select_subprotocol

@@ -96,8 +96,13 @@ async def pair(
     server: dict[str, Any] | None = None,
     bound: float = HANG,
 ) -> AsyncIterator[tuple[Any, Any]]:
-    """`connection_pair` with keyword options, bounded by ``bound``; no task may outlive it."""
+    """`connection_pair` with keyword options, bounded by ``bound``; no task may outlive it.
+
+    Compression is off unless asked for: these tests count bytes and frames.
+    """
     before = anyws_tasks()
+    client = {"compression": None, **(client or {})}
+    server = {"compression": None, **(server or {})}
     with anyio.fail_after(bound):
         async with connection_pair(
             streams=streams, client_options=client, server_options=server
@@ -1474,3 +1479,69 @@ async def test_recv_after_abandoning_recv_streaming() -> None:
         await fragments.aclose()
         await client.send("next")
         assert await server.recv() == "next"
+
+
+class RecordingStream(anyio.abc.ByteStream):
+    """Passes everything through to ``stream`` and keeps what was sent."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.sent = bytearray()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self.stream.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        self.sent += item
+        await self.stream.send(item)
+
+    async def send_eof(self) -> None:
+        await self.stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def test_compression_by_default_and_per_message_switch() -> None:
+    """Both sides negotiate permessage-deflate; send(compress=False) skips it once."""
+    client_stream, server_stream = memory_stream_pair()
+    recording = RecordingStream(server_stream)
+    async with connection_pair(streams=(client_stream, recording)) as (client, server):
+        extensions = server.response.headers["Sec-WebSocket-Extensions"]
+        assert extensions.startswith("permessage-deflate")
+        message = "hello " * 1000
+        start = len(recording.sent)
+        await server.send(message)
+        assert await client.recv() == message
+        compressed = bytes(recording.sent[start:])
+        assert compressed[0] == 0xC1  # FIN, RSV1, TEXT
+        assert len(compressed) < 100
+        start = len(recording.sent)
+        await server.send(message, compress=False)
+        assert await client.recv() == message
+        plain = bytes(recording.sent[start:])
+        assert plain[0] == 0x81  # FIN, TEXT: RSV1 clear
+        assert plain.endswith(message.encode())
+        # The switch was one-shot, and the compression context stayed in step.
+        start = len(recording.sent)
+        await server.send([message, message])
+        assert await client.recv() == message * 2
+        assert recording.sent[start] == 0x41  # RSV1, TEXT, not FIN
+        assert len(recording.sent) - start < 100
+
+
+async def test_compression_off() -> None:
+    async with connection_pair(
+        client_options={"compression": None}, server_options={"compression": None}
+    ) as (client, server):
+        assert "Sec-WebSocket-Extensions" not in server.request.headers
+        assert "Sec-WebSocket-Extensions" not in client.response.headers
+        await client.send("hi", compress=False)
+        assert await server.recv() == "hi"
+
+
+async def test_unknown_compression_raises() -> None:
+    with pytest.raises(ValueError, match="unsupported compression: brotli"):
+        connection_pair(client_options={"compression": "brotli"})
+    with pytest.raises(ValueError, match="unsupported compression: brotli"):
+        connection_pair(server_options={"compression": "brotli"})
