@@ -1545,3 +1545,22 @@ async def test_unknown_compression_raises() -> None:
         connection_pair(client_options={"compression": "brotli"})
     with pytest.raises(ValueError, match="unsupported compression: brotli"):
         connection_pair(server_options={"compression": "brotli"})
+
+
+@pytest.fixture
+async def echo_client() -> AsyncIterator[Any]:
+    """A task-group-owning context manager in a fixture: anyio's plugin runs the
+    setup and the teardown of an async generator fixture in the same task, which
+    is what such a context manager needs."""
+
+    async def echo(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with connection_pair(handler=echo) as (client, _server):
+        yield client
+
+
+async def test_connection_from_a_fixture(echo_client: Any) -> None:
+    await echo_client.send("from a fixture")
+    assert await echo_client.recv() == "from a fixture"
