@@ -9,7 +9,8 @@ Sessions:
 - ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/`` and on this file.
-- ``bench``: ``python -m benchmarks.core`` (not run by default).
+- ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
+  by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
 
 Each session installs the dependency groups of pyproject.toml that it needs and, but for
 lint, anyws itself, editable: setuptools then builds the optional C extension
@@ -235,8 +236,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *(session.posargs or ["anyws", "noxfile.py"]))
 
 
+BENCHMARKS = ("core", "e2e")
+
+
 @nox.session(python=ONE_PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks (``python -m benchmarks.core``); more modules will join."""
+    """Run the benchmarks: ``python -m benchmarks.core``, then ``benchmarks.e2e``.
+
+    ``nox -s bench -- e2e --only anyws-trio,raw-trio`` runs one module with the arguments
+    after its name; other arguments (``--quick``) go to every module.
+    """
     _install_anyws(session, *_requirements("bench"))
-    session.run("python", "-m", "benchmarks.core", *session.posargs)
+    modules: tuple[str, ...] = BENCHMARKS
+    args = list(session.posargs)
+    if args and args[0] in BENCHMARKS:
+        modules, args = (args[0],), args[1:]
+    for module in modules:
+        session.run("python", "-m", f"benchmarks.{module}", *args)
