@@ -601,7 +601,7 @@ async def workload_memory(ctx: Context) -> dict[str, Any]:
         async with ctx.impl.connect(ctx.uri) as (send, recv):
             await send(payload)
             await recv()
-    await anyio.sleep(0.3)
+    await anyio.sleep(0.2)
     before = rss_kib(ctx.server_pid)
     opened = 0
     all_open, release = anyio.Event(), anyio.Event()
@@ -625,9 +625,9 @@ async def workload_memory(ctx: Context) -> dict[str, Any]:
             task_group.start_soon(client)
         await all_open.wait()
         # Let the server settle, then read its RSS twice, and keep the larger.
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.3)
         after = rss_kib(ctx.server_pid)
-        await anyio.sleep(0.2)
+        await anyio.sleep(0.1)
         after = max(after, rss_kib(ctx.server_pid))
         # Report while the connections are still open (and leave without closing them).
         _emit(

@@ -83,18 +83,23 @@ QUICK = Settings(
 # Workloads --------------------------------------------------------------------------------
 
 
-def _cpu_per(units: Callable[[dict[str, Any]], float], scale: float, unit: str) -> Column:
-    """A column: both processes' CPU time per unit of work (``units`` counts them)."""
-
-    def cell(sample: dict[str, Any]) -> str:
-        cpu = sample.get("server_cpu_s", 0.0) + sample.get("client_cpu_s", 0.0)
-        return f"{cpu / units(sample) * scale:.0f} {unit}"
-
-    return cell
-
-
 def _count(key: str) -> Callable[[dict[str, Any]], float]:
     return lambda sample: float(sample[key])
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuColumn:
+    """Both processes' CPU time per unit of work: steadier than wall time on a busy machine."""
+
+    header: str
+    units: Callable[[dict[str, Any]], float]  # how many units a sample did
+    scale: float  # seconds -> the unit shown
+    unit: str
+
+    def per_unit(self, sample: dict[str, Any]) -> float | None:
+        if "server_cpu_s" not in sample:
+            return None
+        return (sample["server_cpu_s"] + sample["client_cpu_s"]) / self.units(sample)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +116,8 @@ class Workload:
     timeout: float  # seconds, for the full settings
     #: Extra columns: header, and a function of one sample (the median sample's is shown).
     extra: tuple[tuple[str, Column], ...] = ()
+    #: CPU time per unit of work (the median over samples), after the extra columns.
+    cpu: CpuColumn | None = None
     #: At most this many samples per row in a full run (unless --repeat says otherwise).
     max_repeat: int | None = None
     #: Compare with the raw echo? Not for memory: it keeps next to nothing per connection.
@@ -138,7 +145,7 @@ WORKLOADS = [
         "rate",
         lambda s: {"messages": s.throughput_messages, "size": 64},
         timeout=60,
-        extra=(("CPU/msg", _cpu_per(_count("messages"), 1e6, "µs")),),
+        cpu=CpuColumn("CPU/msg", _count("messages"), 1e6, "µs"),
     ),
     Workload(
         "latency",
@@ -148,10 +155,8 @@ WORKLOADS = [
         "cost",
         lambda s: {"messages": s.latency_messages, "size": 64},
         timeout=60,
-        extra=(
-            ("p99", lambda sample: _us(sample["p99_us"])),
-            ("CPU/trip", _cpu_per(_count("messages"), 1e6, "µs")),
-        ),
+        extra=(("p99", lambda sample: _us(sample["p99_us"])),),
+        cpu=CpuColumn("CPU/trip", _count("messages"), 1e6, "µs"),
     ),
     Workload(
         "large",
@@ -161,7 +166,7 @@ WORKLOADS = [
         "rate",
         lambda s: {"messages": s.large_messages, "size": MiB, "window": s.large_window},
         timeout=30,
-        extra=(("CPU/MiB", _cpu_per(_count("messages"), 1e3, "ms")),),
+        cpu=CpuColumn("CPU/MiB", _count("messages"), 1e3, "ms"),
     ),
     Workload(
         "fanin",
@@ -171,16 +176,12 @@ WORKLOADS = [
         "time",
         lambda s: {"connections": s.fanin_connections, "trips": s.fanin_trips, "size": 64},
         timeout=180,
-        # 25,000 round trips over 500 connections: ~10-40 s per row on 2 busy cores, so
-        # one sample per row keeps the full run near 10 minutes.
-        max_repeat=1,
         extra=(
             ("connect", lambda sample: f"{sample['connect_s']:.2f} s"),
             ("round trips", lambda sample: f"{sample['exchange_s']:.2f} s"),
-            (
-                "CPU/trip",
-                _cpu_per(lambda sample: sample["connections"] * sample["trips"], 1e6, "µs"),
-            ),
+        ),
+        cpu=CpuColumn(
+            "CPU/trip", lambda sample: sample["connections"] * sample["trips"], 1e6, "µs"
         ),
     ),
     Workload(
@@ -191,7 +192,7 @@ WORKLOADS = [
         "rate",
         lambda s: {"connections": s.handshakes},
         timeout=60,
-        extra=(("CPU/conn", _cpu_per(_count("connections"), 1e6, "µs")),),
+        cpu=CpuColumn("CPU/conn", _count("connections"), 1e6, "µs"),
     ),
     Workload(
         "memory",
@@ -385,6 +386,14 @@ class Row:
             return None
         return statistics.median(sample["value"] for sample in self.ok)
 
+    def cpu_per_unit(self, column: CpuColumn | None) -> float | None:
+        """The median over samples of CPU seconds per unit of work."""
+        if column is None or self.failure is not None:
+            return None
+        values = [column.per_unit(sample) for sample in self.ok]
+        present = [value for value in values if value is not None]
+        return statistics.median(present) if present else None
+
     @property
     def spread(self) -> float | None:
         values = [sample["value"] for sample in self.ok]
@@ -417,11 +426,15 @@ def table(workload: Workload, rows: dict[str, Row]) -> str:
         value = row.value
         sample = row.median_sample
         cells = [row.impl.name, row.impl.backend]
+        cpu = row.cpu_per_unit(workload.cpu)
         if value is None or sample is None:
             cells += [row.failure or "error"] + [""] * len(workload.extra)
         else:
             cells.append(workload.format_value(value))
             cells += [cell(sample) for _, cell in workload.extra]
+        if workload.cpu is not None:
+            scaled = "" if cpu is None else f"{cpu * workload.cpu.scale:.0f} {workload.cpu.unit}"
+            cells.append(scaled)
         cells += [
             _ratio(workload, value, reference_value(rows, row.impl, name)) for _, name in references
         ]
@@ -433,6 +446,7 @@ def table(workload: Workload, rows: dict[str, Row]) -> str:
         "backend",
         workload.value_header,
         *(header for header, _ in workload.extra),
+        *([workload.cpu.header] if workload.cpu is not None else []),
         *(header for header, _ in references),
         "spread",
     ]
@@ -476,6 +490,7 @@ def target_lines(results: dict[str, dict[str, Row]]) -> list[str]:
         if row is None:
             continue
         value = row.value
+        cpu_note = ""
         if target.reference is None:
             measured: float | None = value
             shown = "-" if value is None else f"{value:.1f}"
@@ -491,6 +506,14 @@ def target_lines(results: dict[str, dict[str, Row]]) -> list[str]:
                 measured = value / reference
             shown = "-" if measured is None else f"{measured:.2f}x"
             against = f" vs {target.reference}"
+            # The same comparison on CPU time per unit of work, in the same direction.
+            cpu = row.cpu_per_unit(workload.cpu)
+            reference_cpu = (
+                reference_row.cpu_per_unit(workload.cpu) if reference_row is not None else None
+            )
+            if cpu and reference_cpu:
+                cpu_ratio = cpu / reference_cpu if workload.kind == "cost" else reference_cpu / cpu
+                cpu_note = f"  [on CPU time: {cpu_ratio:.2f}x]"
         sign = ">=" if target.at_least else "<="
         if measured is None:
             verdict = "not measured"
@@ -501,7 +524,7 @@ def target_lines(results: dict[str, dict[str, Row]]) -> list[str]:
         lines.append(
             f"  {target.impl:<14} {target.what + against:<46} {shown:>7}"
             f"  (target {sign} {target.bound:g}{'' if target.reference is None else 'x'})"
-            f"  {verdict}"
+            f"  {verdict}{cpu_note}"
         )
     return lines
 
