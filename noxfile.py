@@ -11,6 +11,9 @@ Sessions:
 - ``typecheck``: ``mypy --strict`` on ``anyws/`` and on this file.
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
+- ``autobahn``: the Autobahn Testsuite against the anyws server and client, on asyncio
+  and trio (not run by default; see compliance/README.md). Extra arguments go to
+  ``compliance/run.py``: ``nox -s autobahn -- --backend trio --cases '6.*'``.
 
 Each session installs the dependency groups of pyproject.toml that it needs and, but for
 lint, anyws itself, editable: setuptools then builds the optional C extension
@@ -253,3 +256,90 @@ def bench(session: nox.Session) -> None:
         modules, args = (args[0],), args[1:]
     for module in modules:
         session.run("python", "-m", f"benchmarks.{module}", *args)
+
+
+#: autobahntestsuite's wstest runs on Python 2.7 only: it gets an environment of its own,
+#: kept across runs (nox recreates its session environments) and rebuilt when its
+#: requirements change.
+WSTEST_ENV = ROOT / ".nox" / "_autobahn_py27"
+WSTEST_REQUIREMENTS = ROOT / "compliance" / "requirements-wstest.txt"
+
+
+def _find_python27() -> str | None:
+    """A working Python 2.7: ``python2.7`` or ``python2`` on PATH, else pyenv's."""
+    candidates = [shutil.which("python2.7"), shutil.which("python2")]
+    candidates += [str(path) for path in _pyenv_candidates("2.7")]
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        try:
+            result = subprocess.run(
+                [candidate, "-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue  # pyenv's shims can fail
+        if result.returncode == 0 and result.stdout == "2.7":
+            return candidate
+    return None
+
+
+def _install_wstest(session: nox.Session, python27: str) -> Path:
+    """Make `WSTEST_ENV`, unless it's there with the same requirements; return wstest."""
+    wstest = WSTEST_ENV / "bin" / "wstest"
+    stamp = WSTEST_ENV / WSTEST_REQUIREMENTS.name  # what the environment was built from
+    if (
+        wstest.exists()
+        and stamp.exists()
+        and stamp.read_bytes() == WSTEST_REQUIREMENTS.read_bytes()
+    ):
+        session.log(f"wstest: reusing {WSTEST_ENV} (delete it to rebuild it)")
+        return wstest
+    session.log(f"wstest: building {WSTEST_ENV} with {python27}")
+    shutil.rmtree(WSTEST_ENV, ignore_errors=True)
+    # Python 2.7 has no venv module, and virtualenv 20.22 dropped Python 2.7 targets.
+    session.install("virtualenv<20.22")
+    session.run("virtualenv", "--quiet", "--python", python27, str(WSTEST_ENV))
+    quiet_pip = {"PIP_NO_PYTHON_VERSION_WARNING": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    session.run(
+        str(WSTEST_ENV / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--requirement",
+        str(WSTEST_REQUIREMENTS),
+        external=True,
+        env=quiet_pip,
+    )
+    session.run(
+        str(WSTEST_ENV / "bin" / "python"), "-m", "pip", "check", external=True, env=quiet_pip
+    )
+    shutil.copyfile(WSTEST_REQUIREMENTS, stamp)  # last: a broken build is redone next time
+    return wstest
+
+
+@nox.session(python=ONE_PYTHON)
+def autobahn(session: nox.Session) -> None:
+    """Run the Autobahn Testsuite: anyws as server and as client, on asyncio and trio.
+
+    wstest needs Python 2.7: without one, the session is skipped (which isn't an error).
+    ``full`` (``nox -s autobahn -- full``) is accepted for every case group; today it is
+    the default, as the configs only exclude 12.* and 13.*, which test permessage-deflate,
+    not implemented yet.
+    """
+    python27 = _find_python27()
+    if python27 is None:
+        session.skip(
+            "the Autobahn Testsuite needs Python 2.7, and none was found on PATH, through "
+            "`pyenv prefix 2.7` or under $PYENV_ROOT/versions (`pyenv install 2.7.18`)"
+        )
+        return
+    wstest = _install_wstest(session, python27)
+    _install_anyws(session, *PYPROJECT["project"]["optional-dependencies"]["trio"])
+    _report_extension(session)
+    args = [arg for arg in session.posargs if arg != "full"]
+    session.run("python", "compliance/run.py", "--wstest", str(wstest), *args)
