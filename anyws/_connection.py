@@ -670,6 +670,10 @@ class Connection:
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the reader, the writer and the keepalive task in ``task_group``."""
+        # Frames that came with the handshake may have made the protocol answer
+        # (a pong, the close echo, a failing close): hand that to the writer.
+        self._flush()
+        self._closing_started()
         name = f"anyws {self.protocol.side.name.lower()} {self.id}"
         task_group.start_soon(self._run_reader, name=f"{name} reader")
         task_group.start_soon(self._run_writer, name=f"{name} writer")

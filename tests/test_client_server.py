@@ -38,6 +38,7 @@ from anyws import (
     connect,
     serve,
 )
+from anyws.sansio._handshake import accept_key
 from tests.conftest import MS
 
 
@@ -841,3 +842,42 @@ def test_ssl_with_ws_uri(client_ssl_context: ssl.SSLContext) -> None:
     with pytest.raises(ValueError) as excinfo:
         connect("ws://127.0.0.1:1/", ssl=client_ssl_context)
     assert str(excinfo.value) == "connect() received an ssl argument for a ws:// URI"
+
+
+async def test_frames_in_the_handshake_read_are_answered_at_once() -> None:
+    """A server that sends a ping and a close frame in the same write as its 101
+    (Autobahn does) gets the pong and the close echo without sending anything more."""
+    answer = anyio.Event()
+    got = bytearray()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        request = await read_request(stream)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        await stream.send(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key.decode()).encode()
+            + b"\r\n\r\n"
+            + b"\x89\x02hi"  # PING "hi"
+            + b"\x88\x02\x03\xe8"  # CLOSE 1000
+        )
+        # Wait for both answers (masked: 2 + 4 + 2 bytes, then 2 + 4 + 2 bytes).
+        while len(got) < 16:
+            got.extend(await stream.receive())
+        answer.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as port:
+            async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+                with pytest.raises(ConnectionClosedOK):
+                    await ws.recv()
+            await answer.wait()
+    pong, close = bytes(got[:8]), bytes(got[8:16])
+    assert pong[:2] == b"\x8a\x82"
+    assert bytes(b ^ pong[2 + i % 4] for i, b in enumerate(pong[6:])) == b"hi"
+    assert close[:2] == b"\x88\x82"
+    assert bytes(b ^ close[2 + i % 4] for i, b in enumerate(close[6:])) == b"\x03\xe8"

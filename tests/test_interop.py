@@ -132,6 +132,15 @@ class Peer:
     def uri(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
+    #: Handlers of websockets' sync server that haven't returned yet: they run in
+    #: threads that shutdown() doesn't wait for.
+    running: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_idle(self) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.running == 0, timeout=PEER_TIMEOUT)
+
     def only(self) -> Seen:
         """What the handler of the one connection saw."""
         assert len(self.seen) == 1, self.seen
@@ -181,6 +190,8 @@ def sync_handler(peer: Peer) -> Callable[[Any], None]:
 
     def handler(ws: Any) -> None:
         seen = Seen(ws.subprotocol)
+        with peer.idle:
+            peer.running += 1
         try:
             while True:
                 try:
@@ -207,6 +218,9 @@ def sync_handler(peer: Peer) -> Callable[[Any], None]:
         finally:
             seen.close_code, seen.close_reason = ws.close_code, ws.close_reason
             peer.seen.append(seen)
+            with peer.idle:
+                peer.running -= 1
+                peer.idle.notify_all()
 
     return handler
 
@@ -245,6 +259,9 @@ def async_handler(peer: Peer) -> Callable[[Any], Any]:
         finally:
             seen.close_code, seen.close_reason = ws.close_code, ws.close_reason
             peer.seen.append(seen)
+            with peer.idle:
+                peer.running -= 1
+                peer.idle.notify_all()
 
     return handler
 
@@ -273,6 +290,7 @@ async def websockets_server(flavour: str, **options: Any) -> AsyncIterator[Peer]
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(server.shutdown)
                 await anyio.to_thread.run_sync(thread.join, PEER_TIMEOUT)
+                await anyio.to_thread.run_sync(peer.wait_idle)
             if thread.is_alive():  # pragma: no cover - shutdown() failed to stop it
                 peer.errors.append(RuntimeError("websockets' serve_forever didn't stop"))
     else:
