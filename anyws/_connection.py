@@ -701,7 +701,11 @@ class Connection:
         receive = self._receive
         cancelled = False
         try:
-            with self._tasks_scope:
+            # One scope for the whole loop, not one per read: its deadline is the
+            # closing handshake's (set by _closing_started), and cancelling it
+            # (_abort_soon) ends the connection.
+            with self._tasks_scope, anyio.CancelScope(deadline=self._close_deadline) as scope:
+                self._read_scope = scope
                 while True:
                     max_queue = self.max_queue
                     if (
@@ -714,18 +718,13 @@ class Connection:
                         await resume.wait()
                         continue
                     data: bytes | None = None
-                    with anyio.CancelScope(deadline=self._close_deadline) as scope:
-                        self._read_scope = scope
-                        try:
-                            data = await receive()
-                        except anyio.EndOfStream:
-                            pass
-                        except TRANSPORT_ERRORS as exc:
-                            self._record_transport_exc(exc)
-                    self._read_scope = None
+                    try:
+                        data = await receive()
+                    except anyio.EndOfStream:
+                        pass
+                    except TRANSPORT_ERRORS as exc:
+                        self._record_transport_exc(exc)
                     if data is None:
-                        if scope.cancelled_caught and not self._aborted and self.debug:
-                            self.logger.debug("! timed out waiting for TCP close")
                         protocol.receive_eof()
                     else:
                         protocol.receive_data(data)
@@ -734,6 +733,9 @@ class Connection:
                     if protocol.state is State.CLOSED:
                         break
                     self._closing_started()
+            self._read_scope = None
+            if scope.cancelled_caught and not self._aborted and self.debug:
+                self.logger.debug("! timed out waiting for TCP close")
         except anyio.get_cancelled_exc_class():
             cancelled = True
             raise
