@@ -566,6 +566,10 @@ async def test_server_closes_client(flavour: str, code: int, reason: str, frame:
 
 async def test_server_shutdown_closes_client(flavour: str) -> None:
     """Shutting the websockets server down closes anyws' connection with 1001 (going away)."""
+    if flavour == "sync" and int(websockets.__version__.split(".")[0]) < 17:
+        # Seen with 16.1.1 (the newest release for Python 3.10): the sync server's
+        # shutdown() leaves open connections alone, so there is no 1001 to check.
+        pytest.skip("websockets' sync server closes connections on shutdown from 17.0")
     received_first, _ = both("1001 (going away)")
     with anyio.fail_after(TIMEOUT):
         async with AsyncExitStack() as stack:  # exits after the server
