@@ -13,7 +13,9 @@ A watchdog ends a client that is still running after ``timeout`` seconds with
 ``{"status": "timeout"}``: a deadlocked library is reported, not waited for.
 
 Every implementation is written with its own API, the way its documentation shows,
-with compression off and message size limits raised. The workload code is shared: it is
+with compression off and message size limits raised; the ``compressed-*`` workloads
+leave each library's compression at its default (permessage-deflate) instead, and run
+only the libraries that have it (`Impl.compression`). The workload code is shared: it is
 written on anyio, which runs on each library's event loop (asyncio or trio), and calls
 the library only through a connection's ``send`` and ``recv`` (bound methods, so no
 wrapper sits on the hot path). The raw echo is the floor: length-prefixed messages over
@@ -28,6 +30,7 @@ import dataclasses
 import functools
 import json
 import os
+import random
 import resource
 import statistics
 import sys
@@ -51,24 +54,57 @@ Connect = Callable[[str], contextlib.AbstractAsyncContextManager[tuple[Send, Rec
 Ready = Callable[[int], None]
 
 
-# Servers --------------------------------------------------------------------------------
+# Compression ----------------------------------------------------------------------------
+
+#: True in the processes of a ``compressed-*`` workload (set by `run_server` and
+#: `run_client` before anything connects): the libraries then keep their default
+#: compression, permessage-deflate, and the client checks that it was negotiated.
+_compressed = False
+#: The permessage-deflate extension the client's first connection negotiated.
+_negotiated: Any = None
+
+DEFLATE = "permessage-deflate"
+
+
+def _set_compression(workload: str | None) -> None:
+    global _compressed
+    _compressed = workload is not None and workload.startswith("compressed")
 
 
 @functools.cache
-def _anyws_options() -> dict[str, Any]:
-    """``compression=None``, where this version of anyws has compression (on by default)."""
+def _anyws_has_compression() -> bool:
     import inspect
 
     import anyws
 
-    return (
-        {"compression": None} if "compression" in inspect.signature(anyws.serve).parameters else {}
-    )
+    return "compression" in inspect.signature(anyws.serve).parameters
 
 
-def _check_uncompressed(websocket: Any) -> None:
-    if websocket.protocol.extensions:
-        raise AssertionError(f"compression is on: {websocket.protocol.extensions}")
+def _anyws_options() -> dict[str, Any]:
+    """``compression=None``, where this version of anyws has compression (on by default);
+    nothing (the defaults) for the compressed workloads."""
+    return {"compression": None} if _anyws_has_compression() and not _compressed else {}
+
+
+def _websockets_options() -> dict[str, Any]:
+    """``compression=None``; nothing (the default, ``"deflate"``) for the compressed workloads."""
+    return {} if _compressed else {"compression": None}
+
+
+def _check_extensions(websocket: Any) -> None:
+    """No extension, or permessage-deflate alone in the compressed workloads."""
+    global _negotiated
+    extensions = list(websocket.protocol.extensions)
+    if _compressed:
+        if [extension.name for extension in extensions] != [DEFLATE]:
+            raise AssertionError(f"{DEFLATE} not negotiated: extensions {extensions}")
+        if _negotiated is None:
+            _negotiated = extensions[0]
+    elif extensions:
+        raise AssertionError(f"compression is on: {extensions}")
+
+
+# Servers --------------------------------------------------------------------------------
 
 
 async def serve_anyws(ready: Ready) -> None:
@@ -102,10 +138,10 @@ async def serve_websockets_asyncio(ready: Ready) -> None:
         echo,
         HOST,
         0,
-        compression=None,
         max_size=None,
         open_timeout=OPEN_TIMEOUT,
         backlog=BACKLOG,
+        **_websockets_options(),
     ) as server:
         ready(next(iter(server.sockets)).getsockname()[1])
         await server.serve_forever()
@@ -125,11 +161,11 @@ async def serve_websockets_trio(ready: Ready) -> None:
                 echo,
                 0,
                 host=HOST,
-                compression=None,
                 max_size=None,
                 open_timeout=OPEN_TIMEOUT,
                 backlog=BACKLOG,
                 task_status=task_status,
+                **_websockets_options(),
             )
         )
         ready(server.listeners[0].socket.getsockname()[1])
@@ -226,7 +262,7 @@ async def connect_anyws(uri: str) -> AsyncIterator[tuple[Send, Recv]]:
     async with anyws.connect(
         uri, max_size=None, open_timeout=OPEN_TIMEOUT, **_anyws_options()
     ) as websocket:
-        _check_uncompressed(websocket)
+        _check_extensions(websocket)
         yield websocket.send, websocket.recv
 
 
@@ -235,9 +271,9 @@ async def connect_websockets_asyncio(uri: str) -> AsyncIterator[tuple[Send, Recv
     from websockets.asyncio.client import connect
 
     async with connect(
-        uri, compression=None, max_size=None, proxy=None, open_timeout=OPEN_TIMEOUT
+        uri, max_size=None, proxy=None, open_timeout=OPEN_TIMEOUT, **_websockets_options()
     ) as websocket:
-        _check_uncompressed(websocket)
+        _check_extensions(websocket)
         yield websocket.send, websocket.recv
 
 
@@ -246,9 +282,9 @@ async def connect_websockets_trio(uri: str) -> AsyncIterator[tuple[Send, Recv]]:
     from websockets.trio.client import connect
 
     async with connect(
-        uri, compression=None, max_size=None, proxy=None, open_timeout=OPEN_TIMEOUT
+        uri, max_size=None, proxy=None, open_timeout=OPEN_TIMEOUT, **_websockets_options()
     ) as websocket:
-        _check_uncompressed(websocket)
+        _check_extensions(websocket)
         yield websocket.send, websocket.recv
 
 
@@ -325,6 +361,8 @@ class Impl:
     #: Distributions whose versions the report shows.
     distributions: tuple[str, ...]
     default: bool = True
+    #: Has permessage-deflate on by default: runs the ``compressed-*`` workloads.
+    compression: bool = False
 
     def run(self, main: Callable[[], Awaitable[object]]) -> None:
         if self.backend == "trio":
@@ -337,7 +375,15 @@ class Impl:
 IMPLS = {
     impl.name: impl
     for impl in [
-        Impl("anyws-asyncio", "asyncio", serve_anyws, connect_anyws, ("anyws",), ("anyws",)),
+        Impl(
+            "anyws-asyncio",
+            "asyncio",
+            serve_anyws,
+            connect_anyws,
+            ("anyws",),
+            ("anyws",),
+            compression=True,
+        ),
         Impl(
             "anyws-uvloop",
             "asyncio+uvloop",
@@ -345,8 +391,17 @@ IMPLS = {
             connect_anyws,
             ("anyws", "uvloop"),
             ("anyws", "uvloop"),
+            compression=True,
         ),
-        Impl("anyws-trio", "trio", serve_anyws, connect_anyws, ("anyws", "trio"), ("anyws",)),
+        Impl(
+            "anyws-trio",
+            "trio",
+            serve_anyws,
+            connect_anyws,
+            ("anyws", "trio"),
+            ("anyws",),
+            compression=True,
+        ),
         Impl(
             "websockets-asyncio",
             "asyncio",
@@ -354,6 +409,7 @@ IMPLS = {
             connect_websockets_asyncio,
             ("websockets.asyncio.server",),
             ("websockets",),
+            compression=True,
         ),
         Impl(
             "websockets-uvloop",
@@ -363,6 +419,7 @@ IMPLS = {
             ("websockets.asyncio.server", "uvloop"),
             ("websockets",),
             default=False,
+            compression=True,
         ),
         Impl(
             "websockets-trio",
@@ -371,6 +428,7 @@ IMPLS = {
             connect_websockets_trio,
             ("websockets.trio.server", "trio"),
             ("websockets",),
+            compression=True,
         ),
         Impl(
             "trio-websocket",
@@ -642,6 +700,156 @@ async def workload_memory(ctx: Context) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
+def json_messages(count: int, size: int) -> list[str]:
+    """``count`` distinct JSON texts of exactly ``size`` bytes (ASCII), the same every run.
+
+    Each is a list of user-like records: the same keys over and over, values that vary
+    (ids, names, numbers, timestamps, tags), as an API's responses are. Distinct
+    messages keep context takeover from reducing a message to a reference to the last.
+    """
+    rng = random.Random(20261125)
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+        "kilo",
+        "lima",
+        "mike",
+        "november",
+        "oscar",
+        "papa",
+        "quebec",
+        "romeo",
+        "sierra",
+        "tango",
+        "uniform",
+        "victor",
+        "whiskey",
+        "xray",
+    ]
+    messages = []
+    for _ in range(count):
+        records: list[dict[str, Any]] = []
+        text = "[]"
+        while True:
+            user = rng.randrange(10**6)
+            record = {
+                "id": user,
+                "name": f"{rng.choice(words).title()} {rng.choice(words).title()}",
+                "email": f"{rng.choice(words)}.{user}@example.com",
+                "active": rng.random() < 0.8,
+                "score": round(rng.uniform(0, 100), 2),
+                "balance": rng.randrange(-5000, 100000) / 100,
+                "created_at": (
+                    f"2026-{rng.randint(1, 12):02}-{rng.randint(1, 28):02}T"
+                    f"{rng.randint(0, 23):02}:{rng.randint(0, 59):02}:{rng.randint(0, 59):02}Z"
+                ),
+                "tags": rng.sample(words, rng.randint(0, 3)),
+                "note": "",
+            }
+            candidate = json.dumps([*records, record], separators=(",", ":"))
+            if len(candidate) > size:
+                break
+            records.append(record)
+            text = candidate
+        # Pad the last record's note to the exact size.
+        records[-1]["note"] = "x" * (size - len(text))
+        text = json.dumps(records, separators=(",", ":"))
+        assert len(text) == size, len(text)
+        assert text.isascii()
+        messages.append(text)
+    return messages
+
+
+def random_messages(count: int, size: int) -> list[bytes]:
+    """``count`` distinct messages of ``size`` random bytes, the same every run."""
+    rng = random.Random(20261125)
+    return [rng.randbytes(size) for _ in range(count)]
+
+
+def _deflated_ratio(messages: list[Any]) -> float | None:
+    """What the client's compressor makes of the messages, in sequence: compressed size /
+    size, with the negotiated settings (an estimate of the wire, not a measure of it)."""
+    import zlib
+
+    extension = _negotiated  # both libraries' extension objects have these attributes
+    if extension is None:
+        return None
+    compressor = zlib.compressobj(
+        wbits=-max(extension.local_max_window_bits, 9), **extension.compress_settings
+    )
+    raw = deflated = 0
+    for message in messages * 2:
+        data = message.encode() if isinstance(message, str) else message
+        if extension.local_no_context_takeover:
+            compressor = zlib.compressobj(
+                wbits=-max(extension.local_max_window_bits, 9), **extension.compress_settings
+            )
+        raw += len(data)
+        deflated += len(compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)) - 4
+    return deflated / raw
+
+
+async def _echo_pipelined(
+    ctx: Context, messages: list[Any], count: int, window: int
+) -> dict[str, Any]:
+    """Echo ``count`` messages (cycling through ``messages``), at most ``window`` in flight;
+    every echo is checked against what was sent."""
+    async with ctx.impl.connect(ctx.uri) as (send, recv):
+        for message in messages:  # warm-up: each message once
+            await send(message)
+            if await recv() != message:
+                raise AssertionError("the echo differs from the message")
+        in_flight_send, in_flight_receive = anyio.create_memory_object_stream[None](window)
+        n = len(messages)
+
+        async def reader() -> None:
+            for index in range(count):
+                if await recv() != messages[index % n]:
+                    raise AssertionError(f"echo {index} differs from the message")
+                in_flight_receive.receive_nowait()
+
+        meter = Meter(ctx.server_pid)
+        start = time.perf_counter()
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(reader)
+            for index in range(count):
+                await in_flight_send.send(None)
+                await send(messages[index % n])
+        elapsed = time.perf_counter() - start
+        result = meter.result()
+    return {
+        "seconds": elapsed,
+        "messages": count,
+        "negotiated": repr(_negotiated),
+        "deflated_ratio": _deflated_ratio(messages),
+        **result,
+    }
+
+
+async def workload_compressed_json(ctx: Context) -> dict[str, Any]:
+    """16 KiB JSON texts, compressible, pipelined with permessage-deflate on."""
+    size, count = ctx.params["size"], ctx.params["messages"]
+    messages = json_messages(ctx.params["distinct"], size)
+    result = await _echo_pipelined(ctx, messages, count, ctx.params["window"])
+    return {**result, "value": count / result["seconds"]}  # msgs/s
+
+
+async def workload_compressed_random(ctx: Context) -> dict[str, Any]:
+    """1 MiB of random bytes, incompressible, pipelined with permessage-deflate on."""
+    size, count = ctx.params["size"], ctx.params["messages"]
+    messages = random_messages(ctx.params["distinct"], size)
+    result = await _echo_pipelined(ctx, messages, count, ctx.params["window"])
+    return {**result, "value": count * size / result["seconds"] / 1e6}  # MB/s
+
+
 WORKLOADS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "throughput": workload_throughput,
     "latency": workload_latency,
@@ -649,6 +857,8 @@ WORKLOADS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "fanin": workload_fanin,
     "handshakes": workload_handshakes,
     "memory": workload_memory,
+    "compressed-json": workload_compressed_json,
+    "compressed-random": workload_compressed_random,
 }
 
 
@@ -700,6 +910,10 @@ def run_server(impl: Impl, workload: str | None) -> None:
     def ready(port: int) -> None:
         print(f"READY {port}", flush=True)
 
+    _set_compression(workload)
+    if _compressed and not impl.compression:
+        raise SystemExit(f"{impl.name} has no default compression")
+
     if PROFILE_DIR:
         import signal
 
@@ -719,6 +933,9 @@ def run_client(
     impl: Impl, workload: str, port: int, server_pid: int, params: dict[str, Any]
 ) -> None:
     ctx = Context(impl, f"ws://{HOST}:{port}/", server_pid, params)
+    _set_compression(workload)
+    if _compressed and not impl.compression:
+        raise RuntimeError(f"{impl.name} has no default compression")
     if PROFILE_DIR:
         _start_profiler(
             os.path.join(PROFILE_DIR, f"client-{impl.name}-{workload}-{os.getpid()}.prof")
@@ -762,6 +979,8 @@ def main(argv: list[str] | None = None) -> None:
         import traceback
 
         traceback.print_exc()
+        while len(getattr(exc, "exceptions", ())) == 1:  # an exception group of one
+            exc = exc.exceptions[0]  # type: ignore[attr-defined]
         _emit({"status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]})
 
 

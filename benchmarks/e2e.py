@@ -51,6 +51,8 @@ class Settings:
     fanin_trips: int
     handshakes: int
     idle_connections: int
+    compressed_json_messages: int  # 16 KiB JSON texts, compressed
+    compressed_random_messages: int  # 1 MiB of random bytes, compressed
     timeout_scale: float  # multiplies the per-workload watchdog timeouts
 
 
@@ -64,6 +66,8 @@ FULL = Settings(
     fanin_trips=50,
     handshakes=200,
     idle_connections=500,
+    compressed_json_messages=3_000,
+    compressed_random_messages=32,
     timeout_scale=1.0,
 )
 QUICK = Settings(
@@ -76,6 +80,8 @@ QUICK = Settings(
     fanin_trips=10,
     handshakes=50,
     idle_connections=100,
+    compressed_json_messages=300,
+    compressed_random_messages=8,
     timeout_scale=0.5,
 )
 
@@ -122,6 +128,9 @@ class Workload:
     max_repeat: int | None = None
     #: Compare with the raw echo? Not for memory: it keeps next to nothing per connection.
     versus_raw: bool = True
+    #: With each library's default compression (permessage-deflate): only the
+    #: implementations that have it (`Impl.compression`) run.
+    compressed: bool = False
 
     @property
     def ratio_note(self) -> str:
@@ -214,7 +223,58 @@ WORKLOADS = [
         ),
     ),
 ]
+
+
+def _deflated(sample: dict[str, Any]) -> str:
+    ratio_ = sample.get("deflated_ratio")
+    return "" if ratio_ is None else f"{100 * ratio_:.0f}%"
+
+
+JSON_SIZE = 16 * 1024
+#: Distinct messages each compressed workload cycles through (the same for everyone).
+DISTINCT_MESSAGES = 16
+
+WORKLOADS += [
+    Workload(
+        "compressed-json",
+        "Compressed: 16 KiB JSON texts pipelined, at most 8 in flight, permessage-deflate",
+        "msgs/s",
+        lambda value: format_rate(value, "msgs/s"),
+        "rate",
+        lambda s: {
+            "messages": s.compressed_json_messages,
+            "size": JSON_SIZE,
+            "window": 8,
+            "distinct": DISTINCT_MESSAGES,
+        },
+        timeout=60,
+        extra=(("deflated", _deflated),),
+        cpu=CpuColumn("CPU/msg", _count("messages"), 1e6, "µs"),
+        versus_raw=False,
+        compressed=True,
+    ),
+    Workload(
+        "compressed-random",
+        "Compressed: 1 MiB of random bytes pipelined, at most 4 in flight, permessage-deflate",
+        "MB/s",
+        lambda value: f"{value:.0f} MB/s",
+        "rate",
+        lambda s: {
+            "messages": s.compressed_random_messages,
+            "size": MiB,
+            "window": 4,
+            "distinct": 4,
+        },
+        timeout=60,
+        extra=(("deflated", _deflated),),
+        cpu=CpuColumn("CPU/MiB", _count("messages"), 1e3, "ms"),
+        versus_raw=False,
+        compressed=True,
+    ),
+]
 WORKLOADS_BY_KEY = {workload.key: workload for workload in WORKLOADS}
+#: Names for groups of workloads, for --workloads.
+WORKLOAD_GROUPS = {"compressed": [w.key for w in WORKLOADS if w.compressed]}
 
 #: Reference columns: header, and the implementation each row is compared with ("raw"
 #: means the raw echo on the row's own backend).
@@ -478,6 +538,21 @@ TARGETS = [
     Target("anyws-trio", "large", "raw-trio", 0.8, True, "1 MiB pipelined"),
     Target("anyws-trio", "handshakes", "websockets-trio", 1.5, True, "handshakes/s"),
     Target("anyws-trio", "memory", None, 15.0, False, "memory/connection, KiB"),
+    Target(
+        "anyws-asyncio", "compressed-json", "websockets-asyncio", 1.0, True, "16 KiB JSON, deflate"
+    ),
+    Target(
+        "anyws-asyncio",
+        "compressed-random",
+        "websockets-asyncio",
+        1.0,
+        True,
+        "1 MiB random, deflate",
+    ),
+    Target("anyws-trio", "compressed-json", "websockets-trio", 1.0, True, "16 KiB JSON, deflate"),
+    Target(
+        "anyws-trio", "compressed-random", "websockets-trio", 1.0, True, "1 MiB random, deflate"
+    ),
 ]
 
 
@@ -586,7 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workloads",
         metavar="A,B",
-        help=f"workloads to run, among {','.join(WORKLOADS_BY_KEY)} (default: all)",
+        help=(
+            f"workloads to run, among {','.join([*WORKLOADS_BY_KEY, *WORKLOAD_GROUPS])} "
+            "(default: all)"
+        ),
     )
     parser.add_argument("--repeat", type=int, metavar="N", help="samples per row (full: 3)")
     parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
@@ -613,6 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         impls = [impl for impl in IMPLS.values() if impl.default]
     if args.workloads:
         keys = [key.strip() for key in args.workloads.split(",") if key.strip()]
+        keys = [k for key in keys for k in WORKLOAD_GROUPS.get(key, [key])]
         unknown = [key for key in keys if key not in WORKLOADS_BY_KEY]
         if unknown:
             parser.error(f"unknown workload(s) {', '.join(unknown)}")
@@ -643,7 +722,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: dict[str, dict[str, Row]] = {}
     for workload in workloads:
-        rows = {impl.name: Row(impl) for impl in impls}
+        workload_impls = [impl for impl in impls if impl.compression or not workload.compressed]
+        if not workload_impls:
+            continue
+        rows = {impl.name: Row(impl) for impl in workload_impls}
         results[workload.key] = rows
         print(f"{workload.key:<11}", end="", flush=True, file=sys.stderr)
         workload_started = time.perf_counter()
@@ -652,8 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             repeat = min(repeat, workload.max_repeat)
         for round_index in range(repeat):
             # Rotate the order: no implementation always runs right after the same other.
-            shift = round_index % len(impls)
-            for impl in impls[shift:] + impls[:shift]:
+            shift = round_index % len(workload_impls)
+            for impl in workload_impls[shift:] + workload_impls[:shift]:
                 row = rows[impl.name]
                 if row.failure == "deadlock/timeout":
                     continue  # once is enough: don't wait for it again
