@@ -1119,3 +1119,43 @@ def test_compressed_frame_far_over_max_size_fails_at_its_header() -> None:
     assert isinstance(client.parser_exc, PayloadTooBig)
     (close,) = parse_wire(take(client))
     assert Close.parse(close.payload).code == 1009
+
+
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_incompressible_large_message_is_sent_uncompressed(no_context_takeover: bool) -> None:
+    """A message of 64 KiB or more whose first 64 KiB don't deflate by 3% goes out as it is."""
+    client, server = pair(
+        *negotiate(Client(client_no_context_takeover=no_context_takeover), Server()),
+        max_size=None,
+    )
+    text = compressible(200_000, 2)
+    client.send_binary(text)
+    (first,) = parse_wire(wire := take(client))
+    assert first.rsv1
+    assert len(first.payload) < len(text) // 2
+    assert message(deliver(wire, server)) == text
+
+    noise = os.urandom(2**20)
+    client.send_binary(noise)
+    (raw,) = parse_wire(wire := take(client))
+    assert (raw.rsv1, raw.payload) == (False, noise)
+    assert message(deliver(wire, server)) == noise
+
+    # The skipped message entered neither side's window: the same text again
+    # still decodes, and with context takeover it compresses against the first.
+    client.send_binary(text)
+    (again,) = parse_wire(wire := take(client))
+    assert again.rsv1
+    if not no_context_takeover:
+        assert len(again.payload) < len(first.payload)
+    assert message(deliver(wire, server)) == text
+
+
+def test_small_incompressible_message_is_still_compressed() -> None:
+    """Below 64 KiB there is no probe: the message is compressed as before."""
+    client, server = pair(*negotiate(Client(), Server()))
+    noise = os.urandom(65535)
+    client.send_binary(noise)
+    (raw,) = parse_wire(wire := take(client))
+    assert raw.rsv1
+    assert message(deliver(wire, server)) == noise
