@@ -3,13 +3,13 @@
     python compliance/server.py --backend asyncio|trio --port PORT [--host HOST]
 
 It echoes every message, text as text and binary as binary, until SIGINT or SIGTERM.
+permessage-deflate is on, as by default (cases 12.* and 13.* test it).
 `run.py` starts it once per backend and points ``wstest -m fuzzingclient`` at it.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import signal
 import sys
@@ -21,12 +21,6 @@ import anyws
 
 #: Case 9.1.6 sends a 16 MiB message and 9.2.6 a 16 MiB binary one: leave room above.
 MAX_SIZE = 2**25
-#: Compression off for now, as the configs exclude 12.* and 13.* (permessage-deflate).
-#: serve() gains a ``compression`` argument with permessage-deflate (None: off); until
-#: then there is nothing to turn off. When 12.* and 13.* join, drop this.
-NO_COMPRESSION = (
-    {"compression": None} if "compression" in inspect.signature(anyws.serve).parameters else {}
-)
 
 
 async def echo(websocket: anyws.ServerConnection) -> None:
@@ -46,7 +40,8 @@ async def main(host: str, port: int) -> None:
         # max_queue counts whole messages, so it doesn't limit them.
         # Unsolicited keepalive pings would be unexpected frames in a case's wire log.
         ping_interval=None,
-        **NO_COMPRESSION,
+        # permessage-deflate with serve()'s defaults (compression="deflate"), which
+        # 12.* and 13.* test: what a user of anyws gets.
     ) as server:
         print(f"listening on {host}:{server.port}", flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
