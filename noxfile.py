@@ -329,8 +329,8 @@ def autobahn(session: nox.Session) -> None:
     wstest needs Python 2.7: without one, the session is skipped (which isn't an error).
     By default every case group runs but 12.* and 13.* (permessage-deflate), which are
     slow on wstest's side: of those, a sample (``SAMPLE`` in compliance/run.py), for
-    about 5 minutes in all on two cores. ``nox -s autobahn -- full`` runs every case
-    (about 30 minutes); it is run.py's ``--full``.
+    2 to 3 minutes in all on two cores. ``nox -s autobahn -- full`` runs every case
+    (about 26 minutes); it is run.py's ``--full``.
     """
     python27 = _find_python27()
     if python27 is None:

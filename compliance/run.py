@@ -74,7 +74,7 @@ GROUPS = {
 #: messages (context takeover over many small messages); 6, 8 KiB (beyond the 4 KiB
 #: window that serve() asks for, and the 512 bytes of 9-bit windows); 11, 8 KiB in
 #: 256-byte fragments (a compressed message in continuation frames). The larger ones
-#: (up to 128 KiB, 10 s each) are what makes the full run take about 15 minutes per run.
+#: (up to 128 KiB, 10 s each) are what makes a full run take 12 to 13 minutes per run.
 SAMPLE_SUBCASES = (2, 6, 11)
 SAMPLE = [
     f"{group}.{sub}.{case}"
