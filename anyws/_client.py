@@ -33,27 +33,6 @@ class ClientConnection(Connection):
 
     protocol: ClientProtocol
 
-    def __init__(
-        self,
-        stream: anyio.abc.AnyByteStream,
-        protocol: ClientProtocol,
-        *,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        max_queue: int | None = 16,
-        write_limit: int = 2**15,
-    ) -> None:
-        super().__init__(
-            stream,
-            protocol,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-        )
-
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol the server selected, if any."""
