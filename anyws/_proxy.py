@@ -100,9 +100,14 @@ def parse_proxy(proxy: str) -> Proxy:
     """
     try:
         parsed = urllib.parse.urlsplit(proxy)
-        port = parsed.port
-    except ValueError as exc:
+    except ValueError as exc:  # "Invalid IPv6 URL"
         raise InvalidProxy(proxy, str(exc)) from None
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InvalidProxy(proxy, "invalid port")
     scheme = parsed.scheme
     if scheme not in _DEFAULT_PORTS:
         raise InvalidProxy(proxy, f"scheme {scheme} isn't supported")
@@ -363,7 +368,12 @@ async def connect_socks_proxy(proxy: Proxy, uri: WebSocketURI) -> anyio.abc.Byte
         # open_timeout bounds the whole connection; no second timeout here.
         return await socks_proxy.connect(uri.host, uri.port, timeout=math.inf)
     except python_socks.ProxyConnectionError as exc:
-        # Reaching the proxy failed, as a direct connection would have.
-        raise OSError(exc.errno, str(exc)) from exc
-    except (python_socks.ProxyError, python_socks.ProxyTimeoutError) as exc:
+        # Reaching the proxy failed: raise what anyio.connect_tcp raised, as for a
+        # direct connection, rather than python-socks' wrapper of it.
+        cause = exc.__cause__
+        if isinstance(cause, OSError):
+            raise cause from cause.__cause__
+        raise
+    except (python_socks.ProxyError, anyio.BrokenResourceError) as exc:
+        # The proxy refused (or broke) the connection; python-socks says why.
         raise ProxyError("failed to connect to SOCKS proxy") from exc
