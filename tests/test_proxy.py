@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from anyws import (
@@ -94,6 +96,27 @@ async def read_head(stream: anyio.abc.ByteStream) -> tuple[bytes, bytes]:
     return data[:end], data[end:]
 
 
+async def relay(
+    client: anyio.abc.ByteStream, upstream: anyio.abc.ByteStream, tunnelled: list[bytes]
+) -> None:
+    """Copy bytes both ways until either side closes; record the client's first chunk."""
+
+    async def pump(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
+        try:
+            async for chunk in source:
+                if source is client and len(tunnelled) < count + 1:
+                    tunnelled.append(chunk)
+                await sink.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        tg.cancel_scope.cancel()
+
+    count = len(tunnelled)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump, client, upstream)
+        tg.start_soon(pump, upstream, client)
+
+
 @asynccontextmanager
 async def http_proxy(
     *,
@@ -153,25 +176,7 @@ async def http_proxy(
             await stream.send(established + first)
             if rest:
                 await upstream.send(rest)
-            first_tunnelled = True
-
-            async def pump(
-                source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream, from_client: bool
-            ) -> None:
-                nonlocal first_tunnelled
-                try:
-                    async for chunk in source:
-                        if from_client and first_tunnelled:
-                            proxy.tunnelled.append(chunk)
-                            first_tunnelled = False
-                        await sink.send(chunk)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    pass
-                tg.cancel_scope.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(pump, stream, upstream, True)
-                tg.start_soon(pump, upstream, stream, False)
+            await relay(stream, upstream, proxy.tunnelled)
 
     async def run(client: anyio.abc.SocketStream) -> None:
         async with client:
@@ -187,6 +192,46 @@ async def http_proxy(
         finally:
             done.set()
             tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def socks4_proxy() -> AsyncIterator[tuple[int, list[tuple[str, int, bytes]]]]:
+    """Run a SOCKS4 and 4a proxy on 127.0.0.1 (microsocks only speaks SOCKS5).
+
+    Yields its port and the list of ``(host, port, user id)`` it was asked to reach:
+    a host name for SOCKS4a, an IPv4 address for SOCKS4.
+    """
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    requests: list[tuple[str, int, bytes]] = []
+
+    async def read_until_nul(stream: BufferedByteReceiveStream) -> bytes:
+        return await stream.receive_until(b"\0", 256)
+
+    async def run(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            try:
+                reader = BufferedByteReceiveStream(client)
+                # VN=4, CD=1 (CONNECT), DSTPORT, DSTIP, USERID NUL [, host NUL for 4a]
+                version, command, port, address = struct.unpack(
+                    "!BBH4s", await reader.receive_exactly(8)
+                )
+                assert (version, command) == (4, 1)
+                user_id = await read_until_nul(reader)
+                if address[:3] == b"\0\0\0" and address[3]:
+                    host = (await read_until_nul(reader)).decode()
+                else:
+                    host = socket.inet_ntoa(address)
+                requests.append((host, port, user_id))
+                async with await anyio.connect_tcp(host, port) as upstream:
+                    await client.send(struct.pack("!BBH4s", 0, 90, 0, b"\0" * 4))
+                    await relay(client, upstream, [])
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+                pass
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, run)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port), requests
+        tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -857,3 +902,23 @@ async def test_open_timeout_covers_socks() -> None:
                     open_timeout=200 * MS,
                 ):
                     pytest.fail("connected")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "requested"), [("socks4a", "localhost"), ("socks4", "127.0.0.1")]
+)
+async def test_ws_through_socks4(scheme: str, requested: str) -> None:
+    # socks4a has the proxy resolve the host name; socks4 sends the address it
+    # resolved here. python-socks sends the user name as the SOCKS4 user id.
+    pytest.importorskip("python_socks")
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(echo, "127.0.0.1", 0) as server,
+            socks4_proxy() as (port, requests),
+            connect(
+                f"ws://localhost:{server.port}/", proxy=f"{scheme}://me:x@127.0.0.1:{port}"
+            ) as ws,
+        ):
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            assert requests == [(requested, server.port, b"me")]
