@@ -54,6 +54,7 @@ from .sansio._uri import WebSocketURI
 
 __all__ = [
     "Proxy",
+    "build_connect_request",
     "connect_http_proxy",
     "connect_socks_proxy",
     "get_proxy",
