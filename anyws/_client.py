@@ -5,19 +5,20 @@ from __future__ import annotations
 import ssl as ssl_module
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._proxy import open_tcp_stream, parse_proxy
+from ._tls import start_tls
 from .exceptions import InvalidMessage
 from .sansio import ClientProtocol
 from .sansio._handshake import USER_AGENT
 from .sansio._headers import HeadersLike
 from .sansio._protocol import LoggerLike
-from .sansio._uri import parse_uri
+from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
 
@@ -58,8 +59,8 @@ class connect:  # a context manager used like a function, as in websockets
             turns compression off.
         additional_headers: Extra headers for the handshake request.
         user_agent_header: The ``User-Agent`` header; ``None`` sends none.
-        open_timeout: Bound on TCP, TLS and the opening handshake, in seconds;
-            ``None`` for none.
+        open_timeout: Bound on TCP, the proxy, TLS and the opening handshake, in
+            seconds; ``None`` for none.
         ping_interval: Seconds between keepalive pings; ``None`` disables them.
         ping_timeout: Seconds to wait for a keepalive pong before failing the
             connection with 1011; ``None`` waits forever.
@@ -79,11 +80,27 @@ class connect:  # a context manager used like a function, as in websockets
         create_connection: A factory called like `ClientConnection`.
         stream: An already connected anyio byte stream to run the connection on,
             instead of opening a TCP connection (a Unix socket, a proxy tunnel,
-            `anyws.testing` streams...).
+            `anyws.testing` streams...); no proxy is used then.
+        proxy: The proxy to connect through: by default (``True``) the one that
+            the ``https_proxy``, ``http_proxy``, ``all_proxy`` and ``no_proxy``
+            environment variables configure for ``uri``; a URL
+            (``http://user:pass@host:port``, ``https://``, ``socks5h://``,
+            ``socks5://``, ``socks4a://``, ``socks4://``) to use that one; ``None``
+            to connect directly. SOCKS needs ``anyws[socks]``. See
+            :doc:`/howto/proxies`.
+        proxy_ssl: The TLS context for an ``https://`` proxy; by default, one that
+            verifies certificates with the system's CAs.
+        proxy_server_hostname: The host name to check an ``https://`` proxy's
+            certificate against; by default, the proxy's host.
 
     Raises:
         InvalidURI: ``uri`` isn't a valid WebSocket URI.
-        OSError: The TCP connection failed; `ssl.SSLError` for TLS.
+        InvalidProxy: ``proxy`` isn't a valid proxy URL.
+        ImportError: A SOCKS proxy is to be used and python-socks isn't installed.
+        OSError: The TCP connection (to the server or the proxy) failed;
+            `ssl.SSLError` for TLS.
+        ProxyError: The proxy didn't open the tunnel: `InvalidProxyStatus` when an
+            HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.
         TimeoutError: ``open_timeout`` passed.
         InvalidHandshake: The opening handshake failed; `InvalidStatus` when the
             server answered with a status other than 101.
@@ -111,6 +128,9 @@ class connect:  # a context manager used like a function, as in websockets
         logger: LoggerLike | None = None,
         create_connection: Callable[..., ClientConnection] | None = None,
         stream: anyio.abc.AnyByteStream | None = None,
+        proxy: str | Literal[True] | None = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        proxy_server_hostname: str | None = None,
     ) -> None:
         self.uri = parse_uri(uri)
         if ssl is not None and not self.uri.secure:
@@ -138,38 +158,31 @@ class connect:  # a context manager used like a function, as in websockets
         self.logger = logger
         self.create_connection = create_connection or ClientConnection
         self.stream = stream
+        if isinstance(proxy, str):
+            parse_proxy(proxy)  # raise InvalidProxy now
+        self.proxy = proxy
+        self.proxy_ssl = proxy_ssl
+        self.proxy_server_hostname = proxy_server_hostname
         self._running: _Running | None = None
 
-    async def _open_stream(self) -> anyio.abc.AnyByteStream:
+    async def _open_stream(self, uri: WebSocketURI) -> anyio.abc.AnyByteStream:
+        """Return the stream to the server of ``uri``: given, direct or proxied, with TLS."""
         if self.stream is not None:
             return self.stream
-        uri = self.uri
-        stream: anyio.abc.AnyByteStream = await anyio.connect_tcp(uri.host, uri.port)
+        stream: anyio.abc.AnyByteStream = await open_tcp_stream(
+            uri,
+            proxy=self.proxy,
+            user_agent_header=self.user_agent_header,
+            proxy_ssl=self.proxy_ssl,
+            proxy_server_hostname=self.proxy_server_hostname,
+        )
         if uri.secure:
-            context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
-            try:
-                stream = await TLSStream.wrap(
-                    stream,
-                    hostname=self.server_hostname or uri.host,
-                    ssl_context=context,
-                    standard_compatible=False,
-                )
-            except anyio.BrokenResourceError as exc:
-                await anyio.aclose_forcefully(stream)
-                # anyio wraps the SSLError (an OSError) that says what went wrong.
-                if isinstance(exc.__cause__, OSError):
-                    raise exc.__cause__ from None
-                raise
-            except anyio.EndOfStream as exc:
-                await anyio.aclose_forcefully(stream)
-                raise ConnectionResetError("connection closed during the TLS handshake") from exc
-            except BaseException:
-                await anyio.aclose_forcefully(stream)
-                raise
+            hostname = self.server_hostname or uri.host
+            stream = await start_tls(stream, hostname=hostname, ssl_context=self.ssl)
         return stream
 
     async def _open(self) -> ClientConnection:
-        stream = await self._open_stream()
+        stream = await self._open_stream(self.uri)
         try:
             protocol = ClientProtocol(
                 self.uri,

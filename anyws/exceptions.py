@@ -7,8 +7,12 @@ The tree follows websockets' names so that its users recognise every exception::
     │   ├── ConnectionClosedOK
     │   └── ConnectionClosedError
     ├── InvalidURI
+    ├── InvalidProxy
     ├── InvalidHandshake
     │   ├── SecurityError
+    │   ├── ProxyError
+    │   │   ├── InvalidProxyMessage
+    │   │   └── InvalidProxyStatus
     │   ├── InvalidMessage
     │   ├── InvalidStatus
     │   ├── InvalidHeader
@@ -53,6 +57,9 @@ __all__ = [
     "InvalidOrigin",
     "InvalidParameterName",
     "InvalidParameterValue",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -60,6 +67,7 @@ __all__ = [
     "NegotiationError",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
     "SecurityError",
     "WebSocketException",
 ]
@@ -123,12 +131,47 @@ class InvalidURI(WebSocketException):
         return f"{self.uri} isn't a valid URI: {self.msg}"
 
 
+class InvalidProxy(WebSocketException):
+    """A proxy URL is not a valid ``http://``, ``https://`` or ``socks*://`` proxy."""
+
+    def __init__(self, proxy: str, msg: str) -> None:
+        self.proxy = proxy
+        self.msg = msg
+        super().__init__(proxy, msg)
+
+    def __str__(self) -> str:
+        return f"{self.proxy} isn't a valid proxy: {self.msg}"
+
+
 class InvalidHandshake(WebSocketException):
     """The opening handshake failed."""
 
 
 class SecurityError(InvalidHandshake):
     """An HTTP message exceeded a security limit (line length, header count, body size)."""
+
+
+class ProxyError(InvalidHandshake):
+    """Connecting through a proxy failed (for a SOCKS proxy, the cause says why)."""
+
+
+class InvalidProxyMessage(ProxyError):
+    """An HTTP proxy answered ``CONNECT`` with a malformed response, or none."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """An HTTP proxy refused to open the tunnel: it answered ``CONNECT`` with a non-2xx status.
+
+    Attributes:
+        response: The proxy's HTTP response, without its body.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        super().__init__(response)
+
+    def __str__(self) -> str:
+        return f"proxy rejected connection: HTTP {self.response.status_code:d}"
 
 
 class InvalidMessage(InvalidHandshake):

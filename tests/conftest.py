@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -182,3 +182,18 @@ def client_ssl_context(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(context)
     return context
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_proxy_environment() -> Iterator[None]:
+    """Keep the machine's proxy variables out of the tests.
+
+    `anyws.connect` reads ``http_proxy``, ``https_proxy``, ``all_proxy``... by default
+    (``proxy=True``): with one set, connections to 127.0.0.1 would go to that proxy.
+    Tests of that behaviour set the variables themselves (tests/test_proxy.py).
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in list(os.environ):
+            if name.lower().endswith("_proxy"):
+                monkeypatch.delenv(name)
+        yield

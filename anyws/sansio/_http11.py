@@ -188,7 +188,7 @@ def parse_request(
 
 
 def parse_response(
-    buffer: bytes | bytearray, *, eof: bool = False, start: int = 0
+    buffer: bytes | bytearray, *, eof: bool = False, start: int = 0, proxy: bool = False
 ) -> tuple[Response, int] | None:
     """Parse a response to the opening handshake at the start of ``buffer``.
 
@@ -198,11 +198,19 @@ def parse_response(
     response is only complete when ``eof`` is set. 1xx, 204 and 304 responses have
     no body.
 
+    With ``proxy``, ``buffer`` holds an HTTP proxy's response to ``CONNECT``, which
+    ends with its head, as in websockets: after a 2xx response the rest of ``buffer``
+    belongs to the tunnel (RFC 7231, section 4.3.6: "A client MUST ignore any
+    Content-Length or Transfer-Encoding header fields received in a successful
+    response to CONNECT"), and the body of a refusal isn't read, the connection
+    being dropped. Some proxies still answer in HTTP/1.0, which is accepted too.
+
     Args:
         buffer: The bytes received so far.
         eof: The peer closed the connection: ``buffer`` won't grow any more.
         start: Optional hint: the length of ``buffer`` at the previous call that
             returned ``None``, to avoid rescanning; see the module docstring.
+        proxy: Parse a proxy's response to ``CONNECT``, as described above.
 
     Returns:
         ``None`` if the response is incomplete; else the response and the number
@@ -215,7 +223,7 @@ def parse_response(
         SecurityError: The response exceeds a limit.
     """
     start = min(max(start, 0), len(buffer))
-    if start:
+    if start and not proxy:
         # Unlike a request, a response may have been complete at the previous call
         # with its body still incomplete. Then its head was valid, and it ends at the
         # first CRLF CRLF, which this finds after scanning the head only.
@@ -228,8 +236,11 @@ def parse_response(
     if head is None:
         return None
     lines, size = head
-    status_code, reason_phrase = _parse_status_line(lines[0])
+    status_code, reason_phrase = _parse_status_line(lines[0], proxy)
     headers = _parse_fields(lines, 1, "response")
+
+    if proxy:
+        return Response(status_code, reason_phrase, headers), size
 
     if status_code < 200 or status_code in _NO_BODY_STATUSES:
         return Response(status_code, reason_phrase, headers), size
@@ -414,13 +425,18 @@ def _parse_request_line(line: bytes) -> str:
     return target.decode("ascii")
 
 
-def _parse_status_line(line: bytes) -> tuple[int, str]:
+def _parse_status_line(line: bytes, proxy: bool = False) -> tuple[int, str]:
     # RFC 7230, section 3.1.2: status-line = HTTP-version SP status-code SP reason-phrase.
     # Like h11, accept a status line without the SP before an empty reason phrase.
     version, _, rest = line.partition(b" ")
     if _HTTP_VERSION_RE.fullmatch(version) is None:
         raise InvalidMessage(f"invalid HTTP status line: {_show(line)}")
-    if version != b"HTTP/1.1":
+    if proxy:
+        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+            raise InvalidMessage(
+                f"unsupported HTTP version; expected HTTP/1.1 or HTTP/1.0: {_show(version)}"
+            )
+    elif version != b"HTTP/1.1":
         raise InvalidMessage(f"unsupported HTTP version; expected HTTP/1.1: {_show(version)}")
     status, _, reason = rest.partition(b" ")
     if _STATUS_CODE_RE.fullmatch(status) is None or not 100 <= int(status) <= 599:
