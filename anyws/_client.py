@@ -17,7 +17,7 @@ from .sansio import ClientProtocol
 from .sansio._handshake import USER_AGENT
 from .sansio._headers import HeadersLike
 from .sansio._protocol import LoggerLike
-from .sansio._uri import parse_uri
+from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
 
@@ -140,36 +140,42 @@ class connect:  # a context manager used like a function, as in websockets
         self.stream = stream
         self._running: _Running | None = None
 
-    async def _open_stream(self) -> anyio.abc.AnyByteStream:
+    async def _open_stream(self, uri: WebSocketURI) -> anyio.abc.AnyByteStream:
+        """Open the byte stream to ``uri``'s server: TCP, then TLS for ``wss://``."""
         if self.stream is not None:
             return self.stream
-        uri = self.uri
         stream: anyio.abc.AnyByteStream = await anyio.connect_tcp(uri.host, uri.port)
         if uri.secure:
-            context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
-            try:
-                stream = await TLSStream.wrap(
-                    stream,
-                    hostname=self.server_hostname or uri.host,
-                    ssl_context=context,
-                    standard_compatible=False,
-                )
-            except anyio.BrokenResourceError as exc:
-                await anyio.aclose_forcefully(stream)
-                # anyio wraps the SSLError (an OSError) that says what went wrong.
-                if isinstance(exc.__cause__, OSError):
-                    raise exc.__cause__ from None
-                raise
-            except anyio.EndOfStream as exc:
-                await anyio.aclose_forcefully(stream)
-                raise ConnectionResetError("connection closed during the TLS handshake") from exc
-            except BaseException:
-                await anyio.aclose_forcefully(stream)
-                raise
+            stream = await self._start_tls(stream, uri)
         return stream
 
+    async def _start_tls(
+        self, stream: anyio.abc.AnyByteStream, uri: WebSocketURI
+    ) -> anyio.abc.AnyByteStream:
+        """Run the TLS handshake over ``stream``; close ``stream`` if it fails."""
+        context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
+        try:
+            return await TLSStream.wrap(
+                stream,
+                hostname=self.server_hostname or uri.host,
+                ssl_context=context,
+                standard_compatible=False,
+            )
+        except anyio.BrokenResourceError as exc:
+            await anyio.aclose_forcefully(stream)
+            # anyio wraps the SSLError (an OSError) that says what went wrong.
+            if isinstance(exc.__cause__, OSError):
+                raise exc.__cause__ from None
+            raise
+        except anyio.EndOfStream as exc:
+            await anyio.aclose_forcefully(stream)
+            raise ConnectionResetError("connection closed during the TLS handshake") from exc
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+
     async def _open(self) -> ClientConnection:
-        stream = await self._open_stream()
+        stream = await self._open_stream(self.uri)
         try:
             protocol = ClientProtocol(
                 self.uri,

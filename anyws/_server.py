@@ -424,8 +424,7 @@ class serve:  # a context manager used like a function, as in websockets
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        for listener in self.server.listeners:
-            task_group.start_soon(self._accept, listener, task_group)
+        task_group.start_soon(self._accept_all, task_group)
         return self.server
 
     async def __aexit__(
@@ -470,26 +469,34 @@ class serve:  # a context manager used like a function, as in websockets
         async with self as server:
             await server.serve_forever()
 
+    async def _accept_all(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Accept on every listener, until the server closes: one accept loop each."""
+        # One task and one scope around all loops: a cancel scope can't be
+        # entered by several tasks.
+        with self.server._accepting:
+            async with anyio.create_task_group() as accepting:
+                for listener in self.server.listeners:
+                    accepting.start_soon(self._accept, listener, task_group)
+
     async def _accept(
         self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup
     ) -> None:
         accept = listener.accept  # type: ignore[attr-defined]
-        with self.server._accepting:
-            while True:
-                try:
-                    stream = await accept()
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    return  # The server is closing.
-                except OSError as exc:
-                    if exc.errno in _ACCEPT_CAPACITY_ERRORS:
-                        # Out of file descriptors or memory: wait for some to free up,
-                        # as trio's serve_listeners does, rather than spin or stop.
-                        self.logger.error("accept failed, retrying in 100 ms: %s", exc)
-                        await anyio.sleep(0.1)
-                        continue
-                    self.logger.error("accept failed; no longer accepting", exc_info=True)
-                    return
-                task_group.start_soon(self._handle, stream)
+        while True:
+            try:
+                stream = await accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # The server is closing.
+            except OSError as exc:
+                if exc.errno in _ACCEPT_CAPACITY_ERRORS:
+                    # Out of file descriptors or memory: wait for some to free up,
+                    # as trio's serve_listeners does, rather than spin or stop.
+                    self.logger.error("accept failed, retrying in 100 ms: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                self.logger.error("accept failed; no longer accepting", exc_info=True)
+                return
+            task_group.start_soon(self._handle, stream)
 
     # One connection ------------------------------------------------------
 
@@ -564,7 +571,7 @@ class serve:  # a context manager used like a function, as in websockets
             server.connections.discard(connection)
 
     async def _handshake(
-        self, stream: anyio.abc.AnyByteStream, peer: str
+        self, stream: anyio.abc.AnyByteStream, peer: str | None = None
     ) -> ServerConnection | None:
         """Run the opening handshake; return the connection if it was accepted.
 
@@ -584,6 +591,8 @@ class serve:  # a context manager used like a function, as in websockets
         connection = self.create_connection(
             stream, protocol, server=self.server, **self.connection_options
         )
+        if peer is None:
+            peer = _format_peer(stream)
         request = await connection._receive_handshake_message()
         if not isinstance(request, Request):
             await connection._write_direct()  # the automatic 400, if any
