@@ -120,8 +120,9 @@ class Server:
     def sockets(self) -> list[Any]:
         """The bound addresses of all listeners, in the order they were bound.
 
-        ``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6,
-        and the path (a `str`) for a Unix socket.
+        ``(host, port)`` for TCP (``(host, port, flowinfo, scope_id)`` for an
+        IPv6 address with a scope, as anyio gives it), and the path for a Unix
+        socket (`bytes` for Linux's abstract namespace).
         """
         return [
             listener.extra(anyio.abc.SocketAttribute.local_address) for listener in self.listeners

@@ -10,15 +10,19 @@ from __future__ import annotations
 import errno
 import logging
 import re
+import signal
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import anyio.streams.text
 import pytest
 
 from anyws import (
@@ -617,3 +621,37 @@ async def test_successful_connection_logs_nothing_above_debug(
             await ws.send("hello")
             assert await ws.recv() == "hello"
     assert server_records(caplog) == []
+
+
+# The example -----------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "graceful_shutdown.py"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+async def test_graceful_shutdown_example(anyio_backend_name: str) -> None:
+    """examples/graceful_shutdown.py closes with 1012 on SIGTERM, then exits."""
+    with anyio.fail_after(TIMEOUT):
+        async with await anyio.open_process(
+            [sys.executable, str(EXAMPLE), "0", anyio_backend_name]
+        ) as process:
+            assert process.stdout is not None
+            lines = anyio.streams.text.TextReceiveStream(process.stdout)
+            output = ""
+            while "\n" not in output:
+                output += await lines.receive()
+            match = re.fullmatch(r"listening on port (\d+)\n", output)
+            assert match is not None, output
+            async with connect(f"ws://127.0.0.1:{match[1]}/") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                process.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosedError) as excinfo:
+                    await ws.recv()
+                assert str(excinfo.value) == (
+                    "received 1012 (service restart); then sent 1012 (service restart)"
+                )
+            async for chunk in lines:
+                output += chunk
+            assert await process.wait() == 0
+    assert output.endswith("stopped; 0 handler(s) cancelled\n")
