@@ -227,6 +227,44 @@ async def test_concurrent_aclose_calls_return_the_same_count() -> None:
     assert results == [1, 1]
 
 
+async def test_cancelled_aclose_leaves_server_closed_and_exit_finishes() -> None:
+    opened = anyio.Event()
+    outcome: list[str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        opened.set()
+        try:
+            await anyio.sleep_forever()  # ignores the close
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(handler, "127.0.0.1", 0, close_timeout=100 * MS) as server,
+            connect(uri(server)) as ws,
+        ):
+            await opened.wait()
+            with anyio.CancelScope() as scope:
+
+                async def cancel_when_closed() -> None:
+                    await ws.wait_closed()  # the server's close frame came
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_when_closed)
+                    await server.aclose(grace=TIMEOUT)  # waits for the handler
+            assert scope.cancelled_caught
+            assert ws.close_code == 1001
+            # Stopped accepting all the same.
+            with pytest.raises(OSError):
+                async with connect(uri(server)):
+                    pytest.fail("connected")
+            assert outcome == []
+        # Leaving the block ran the shutdown again, with close_timeout.
+        assert outcome == ["cancelled"]
+
+
 async def test_aclose_rejects_invalid_code_before_closing() -> None:
     with anyio.fail_after(TIMEOUT):
         async with serve(echo, "127.0.0.1", 0) as server:
