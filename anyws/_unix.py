@@ -82,17 +82,20 @@ class unix_serve(serve):  # a context manager used like a function, as in websoc
             byte binds in the abstract namespace, without a file).
         mode: Permissions to give the socket file (``0o660`` lets the group
             connect, for example); by default, as the umask allows.
-        **kwargs: The keyword arguments of `serve`, but for ``reuse_port``.
+        **kwargs: The keyword arguments of `serve`, but for ``host``, ``port``
+            and ``reuse_port``.
 
     Raises:
         OSError: The socket couldn't be created (on entering).
+        TypeError: ``host``, ``port`` or ``reuse_port`` was given.
     """
 
     def __init__(
         self, handler: Handler, path: PathLike, *, mode: int | None = None, **kwargs: Any
     ) -> None:
-        if "reuse_port" in kwargs:
-            raise TypeError("unix_serve() got an unexpected keyword argument 'reuse_port'")
+        for name in ("host", "port", "reuse_port"):  # TCP only
+            if name in kwargs:
+                raise TypeError(f"unix_serve() got an unexpected keyword argument '{name}'")
         super().__init__(handler, **kwargs)
         self.path = path
         self.mode = mode

@@ -225,7 +225,8 @@ async def test_cross_origin_hop_refused(path: str) -> None:
     )
 
 
-def test_reuse_port_refused(path: str) -> None:
+@pytest.mark.parametrize("name", ["host", "port", "reuse_port"])
+def test_tcp_arguments_refused(path: str, name: str) -> None:
     with pytest.raises(TypeError) as excinfo:
-        unix_serve(echo, path, reuse_port=True)
-    assert str(excinfo.value) == "unix_serve() got an unexpected keyword argument 'reuse_port'"
+        unix_serve(echo, path, **{name: 1})
+    assert str(excinfo.value) == f"unix_serve() got an unexpected keyword argument '{name}'"
