@@ -29,7 +29,9 @@ from anyws.sansio import parse_uri
 from tests.conftest import MS
 
 
-pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32" or not hasattr(socket, "AF_UNIX"), reason="no Unix sockets"
+)
 
 TIMEOUT = 10_000 * MS
 
