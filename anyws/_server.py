@@ -300,8 +300,8 @@ class serve:  # a context manager used like a function, as in websockets
         create_connection: A factory called like `ServerConnection`.
         backlog: The listen backlog, per listening socket.
         reuse_port: Set ``SO_REUSEPORT``, so that several servers (processes)
-            can listen on the same port, the kernel spreading connections among
-            them (Linux, BSDs, macOS; not Windows).
+            can listen on the same port; on Linux, the kernel spreads connections
+            among them. Not available on Windows.
 
     Raises:
         OSError: A listening socket couldn't be bound (on entering).
