@@ -515,6 +515,10 @@ class serve:  # a context manager used like a function, as in websockets
         try:
             with scope:
                 await self._serve_connection(stream)
+        except Exception:
+            # A bug (here, in a transport, in create_connection...) must cost this
+            # connection only, not crash the task group and the whole server.
+            self.logger.error("connection task failed", exc_info=True)
         finally:
             server._handlers.discard(scope)
             if not server._handlers:
@@ -596,18 +600,21 @@ class serve:  # a context manager used like a function, as in websockets
             peer = _format_peer(stream)
         request = await connection._receive_handshake_message()
         if not isinstance(request, Request):
-            await connection._write_direct()  # the automatic 400, if any
-            why = _describe(protocol.handshake_exc or connection._transport_exc)
-            if protocol.response is not None and connection._transport_exc is None:
-                status = protocol.response
+            if connection._transport_exc is None:  # else there's no one to write to
+                await connection._write_direct()  # the automatic 400, if any
+            if connection._transport_exc is not None:  # says more than the parser
+                why = _describe(connection._transport_exc)
+                self.logger.debug("opening handshake failed from %s: %s", peer, why)
+            elif protocol.response is not None:  # the automatic 400
                 self.logger.info(
                     "connection rejected (%d %s) from %s: %s",
-                    status.status_code,
-                    status.reason_phrase,
+                    protocol.response.status_code,
+                    protocol.response.reason_phrase,
                     peer,
-                    why,
+                    _describe(protocol.handshake_exc),
                 )
             else:
+                why = _describe(protocol.handshake_exc)
                 self.logger.debug("opening handshake failed from %s: %s", peer, why)
             return None
         connection.request = request

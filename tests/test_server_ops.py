@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from anyws import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    InvalidMessage,
     InvalidStatus,
     ProtocolError,
     Request,
@@ -604,6 +606,30 @@ async def test_failed_handshake_logs_why_once(
     assert record.exc_info is None
 
 
+async def test_reset_during_handshake_logs_the_reset(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
+    with (
+        on_log("= connection is CONNECTING") as started,  # the debug trace
+        on_log("opening handshake failed") as failed,
+        anyio.fail_after(TIMEOUT),
+    ):
+        async with serve(echo, "127.0.0.1", 0) as server:
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            await stream.send(b"GET / HTTP/1.1\r\n")
+            await started.wait()  # the server noted the peer's address
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await anyio.aclose_forcefully(stream)  # RST
+            await failed.wait()
+    [record] = server_records(caplog)
+    assert record.levelno == logging.DEBUG
+    assert re.fullmatch(
+        rf"opening handshake failed from {PEER}: \[Errno {errno.ECONNRESET}\] .+",
+        record.getMessage(),
+    ), record.getMessage()
+    assert record.exc_info is None
+
+
 async def test_handshake_timeout_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
     with on_log("opening handshake failed") as failed, anyio.fail_after(TIMEOUT):
@@ -695,3 +721,30 @@ async def test_graceful_shutdown_example(anyio_backend_name: str) -> None:
                 output += chunk
             assert await process.wait() == 0
     assert output.endswith("stopped; 0 handler(s) cancelled\n")
+
+
+async def test_bug_in_connection_task_costs_one_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=SERVER_LOGGER)
+    calls: list[int] = []
+
+    def create_connection(*args: Any, **kwargs: Any) -> ServerConnection:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("bug")
+        return ServerConnection(*args, **kwargs)
+
+    with anyio.fail_after(TIMEOUT):
+        async with serve(echo, "127.0.0.1", 0, create_connection=create_connection) as server:
+            with pytest.raises(InvalidMessage):  # the connection was closed
+                async with connect(uri(server)):
+                    pytest.fail("connected")
+            # The server still serves.
+            async with connect(uri(server)) as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+    [record] = server_records(caplog)
+    assert (record.levelno, record.getMessage()) == (logging.ERROR, "connection task failed")
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ValueError
