@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
     ConnectionClosed as ConnectionClosed,
@@ -91,4 +92,6 @@ __all__ = [
     "WebSocketException",
     "connect",
     "serve",
+    "unix_connect",
+    "unix_serve",
 ]

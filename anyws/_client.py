@@ -177,9 +177,15 @@ class connect:  # a context manager used like a function, as in websockets
             proxy_server_hostname=self.proxy_server_hostname,
         )
         if uri.secure:
-            hostname = self.server_hostname or uri.host
-            stream = await start_tls(stream, hostname=hostname, ssl_context=self.ssl)
+            stream = await self._start_tls(stream, uri)
         return stream
+
+    async def _start_tls(
+        self, stream: anyio.abc.AnyByteStream, uri: WebSocketURI
+    ) -> anyio.abc.AnyByteStream:
+        """Run the TLS handshake for ``uri`` over ``stream``; close ``stream`` if it fails."""
+        hostname = self.server_hostname or uri.host
+        return await start_tls(stream, hostname=hostname, ssl_context=self.ssl)
 
     async def _open(self) -> ClientConnection:
         stream = await self._open_stream(self.uri)

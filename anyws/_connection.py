@@ -837,15 +837,8 @@ class Connection:
                     try:
                         if data:
                             await transport.send(data)
-                        if eof and self._transport_exc is None:
-                            try:
-                                await transport.send_eof()
-                            except NotImplementedError:
-                                # TLS can't half-close (anyio's TLSStream): close instead.
-                                await transport.aclose()
-                            except RuntimeError as exc:
-                                # uvloop raises this on a transport that a reset closed.
-                                raise anyio.BrokenResourceError from exc
+                        if eof:
+                            await self._send_eof()
                     finally:
                         self._writing = False
                     self._out_size -= len(data)
@@ -901,6 +894,19 @@ class Connection:
 
     # Opening handshake, before the background tasks start --------------
 
+    async def _send_eof(self) -> None:
+        """Half-close the transport after the last frame; skipped once it has failed."""
+        if self._transport_exc is not None:
+            return
+        try:
+            await self.transport.send_eof()
+        except NotImplementedError:
+            # TLS can't half-close (anyio's TLSStream): close instead.
+            await self.transport.aclose()
+        except RuntimeError as exc:
+            # uvloop raises this on a transport that a reset closed.
+            raise anyio.BrokenResourceError from exc
+
     async def _write_direct(self) -> None:
         """Write the protocol's output from the current task (handshake only).
 
@@ -909,10 +915,7 @@ class Connection:
         for chunk in self.protocol.data_to_send():
             try:
                 if chunk == SEND_EOF:
-                    try:
-                        await self.transport.send_eof()
-                    except NotImplementedError:
-                        await self.transport.aclose()
+                    await self._send_eof()
                 else:
                     await self.transport.send(chunk)
             except TRANSPORT_ERRORS as exc:

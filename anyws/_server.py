@@ -17,8 +17,9 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
-from .exceptions import ConnectionClosed
-from .sansio import Request, Response, ServerProtocol
+from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
+from .sansio import Close, Request, Response, ServerProtocol
+from .sansio._frames import is_valid_close_code
 from .sansio._handshake import SERVER
 from .sansio._protocol import LoggerLike
 from .sansio._server import SelectSubprotocol
@@ -29,6 +30,9 @@ __all__ = ["Server", "ServerConnection", "serve"]
 
 #: What a failed server-side TLS handshake raises: the transport errors, and EOF.
 _TLS_HANDSHAKE_ERRORS: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, anyio.EndOfStream)
+
+#: Why a handshake that completed during a shutdown got 503.
+_SHUTTING_DOWN = InvalidHandshake("server is shutting down")
 
 _ACCEPT_CAPACITY_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
@@ -90,66 +94,169 @@ class Server:
     Attributes:
         connections: The open connections (after their handshake succeeded).
         logger: The server's logger.
+        listeners: The anyio listeners, one per bound socket.
+        close_timeout: The default ``grace`` of `aclose`.
     """
 
     def __init__(self, logger: LoggerLike) -> None:
         self.connections: set[ServerConnection] = set()
         self.logger = logger
         self.listeners: list[anyio.abc.Listener[Any]] = []
+        self.close_timeout: float | None = 10
         self._handlers: set[anyio.CancelScope] = set()
         self._handlers_done = anyio.Event()
         self._handlers_done.set()
         self._accepting = anyio.CancelScope()
         self._closing = False
+        # (code, reason) when shutting down with close_connections: connections
+        # that finish their handshake after the shutdown began close at once.
+        self._close_frame: tuple[int, str] | None = None
+        self._cancelling = False  # the handlers' scopes are (being) cancelled
+        self._shutting_down = False  # a _shutdown() call is running or finished
+        self._cancelled = 0
         self._closed = anyio.Event()
-        self.close_timeout: float | None = 10
 
     @property
     def sockets(self) -> list[Any]:
-        """The bound addresses, as ``(host, port)`` or ``(host, port, flow, scope)``."""
+        """The bound addresses of all listeners, in the order they were bound.
+
+        ``(host, port)`` for TCP (``(host, port, flowinfo, scope_id)`` for an
+        IPv6 address with a scope, as anyio gives it), and the path for a Unix
+        socket (`bytes` for Linux's abstract namespace).
+        """
         return [
             listener.extra(anyio.abc.SocketAttribute.local_address) for listener in self.listeners
         ]
 
     @property
     def port(self) -> int:
-        """The port of the first listener: handy with ``port=0``."""
-        return int(self.listeners[0].extra(anyio.abc.SocketAttribute.local_port))
+        """The TCP port of the first TCP listener: handy with ``port=0``.
+
+        Raises:
+            RuntimeError: The server has no TCP listener (a Unix socket server).
+        """
+        for listener in self.listeners:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port, None)
+            if port is not None:
+                return int(port)
+        raise RuntimeError("the server has no TCP listener")
 
     async def serve_forever(self) -> None:
         """Wait until the server is closed.
 
-        Cancellation stops the wait only; leaving `serve` closes the server.
+        Cancellation shuts the server down as `aclose` does, shielded from the
+        cancellation and bounded by ``close_timeout``, then propagates.
         """
-        await self._closed.wait()
+        try:
+            await self._closed.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
 
-    async def close(self, close_connections: bool = True) -> None:
-        """Stop accepting connections and close the server.
+    async def close(
+        self, close_connections: bool = True, code: int = 1001, reason: str = ""
+    ) -> None:
+        """Stop accepting connections and close the server, as in websockets.
 
-        With ``close_connections``, close every connection with 1001 (going away)
-        and wait for the handlers to return, at most ``close_timeout``; then
-        cancel what is left. Idempotent.
+        Like `aclose` with the default ``grace`` (``close_timeout``); with
+        ``close_connections=False``, open connections get no close frame: their
+        handlers still have ``close_timeout`` to return before they are cancelled.
         """
+        await self._shutdown(close_connections, code, reason, None)
+
+    async def aclose(self, code: int = 1001, reason: str = "", grace: float | None = None) -> int:
+        """Shut the server down gracefully, within a deadline.
+
+        Stops accepting connections (and closes the listening sockets), answers
+        handshakes still in progress with 503, closes every open connection with
+        ``code`` and ``reason``, and waits up to ``grace`` seconds for the
+        connection handlers to return; then cancels those still running and waits
+        for them to end. Idempotent: later calls wait for the first to finish.
+
+        Call it from outside the handlers: a handler that awaits it waits for
+        itself, and is cancelled when ``grace`` runs out.
+
+        Args:
+            code: The close code sent to open connections; 1001 (going away) by
+                default, 1012 (service restart) is another common choice.
+            reason: The close reason.
+            grace: Seconds that closing handshakes and handlers get before the
+                handlers are cancelled; ``None`` for the server's ``close_timeout``
+                (itself ``None`` for no limit); `math.inf` for no limit.
+
+        Returns:
+            How many connections were cancelled: handlers (and opening handshakes)
+            still running when ``grace`` ran out. Also logged, as a warning.
+
+        Raises:
+            ProtocolError: ``code`` may not be sent, or ``reason`` is too long.
+
+        Cancellation stops the wait; the server stays closed to new connections,
+        and leaving `serve` finishes the shutdown.
+        """
+        return await self._shutdown(True, code, reason, grace)
+
+    async def _shutdown(
+        self, close_connections: bool, code: int, reason: str, grace: float | None
+    ) -> int:
+        if close_connections:
+            # Check before anything happens, rather than fail in every close().
+            if not is_valid_close_code(code):
+                raise ProtocolError(f"invalid status code: {code}")
+            if len(Close(code, reason).serialize()) > 125:
+                raise ProtocolError("close reason too long")
+        if self._shutting_down:
+            await self._closed.wait()
+            return self._cancelled
         if not self._closing:
-            self._closing = True
-            self._accepting.cancel()
+            self.logger.info("server closing")
+        self._shutting_down = True
+        try:
+            if close_connections:
+                self._close_frame = (code, reason)
+            await self._stop_listening()
+            if grace is None:
+                grace = self.close_timeout
+            with anyio.move_on_after(math.inf if grace is None else grace):
+                if close_connections:
+                    async with anyio.create_task_group() as task_group:
+                        for connection in list(self.connections):
+                            task_group.start_soon(connection.close, code, reason)
+                await self._handlers_done.wait()
+            cancelled = self._cancel_handlers()
+            if cancelled:
+                self.logger.warning(
+                    "cancelled %d connection%s still open after %s s",
+                    cancelled,
+                    "" if cancelled == 1 else "s",
+                    "inf" if grace is None else f"{grace:g}",
+                )
+            await self._handlers_done.wait()
+        except BaseException:
+            # Interrupted (the caller was cancelled): the next call starts over.
+            self._shutting_down = False
+            raise
+        self._cancelled = cancelled
+        self._closed.set()
+        self.logger.info("server closed")
+        return cancelled
+
+    async def _stop_listening(self) -> None:
+        """Stop the accept loops and close the listening sockets (idempotent)."""
+        self._closing = True
+        self._accepting.cancel()
+        # Shielded: a cancelled caller must still release the sockets.
+        with anyio.CancelScope(shield=True):
             for listener in self.listeners:
                 await anyio.aclose_forcefully(listener)
-            if close_connections:
-                async with anyio.create_task_group() as task_group:
-                    for connection in list(self.connections):
-                        task_group.start_soon(connection.close, 1001)
-            timeout = self.close_timeout
-            with anyio.move_on_after(math.inf if timeout is None else timeout):
-                await self._handlers_done.wait()
-            for scope in list(self._handlers):
-                scope.cancel()
-            self._closed.set()
-        await self._closed.wait()
 
-    async def aclose(self) -> None:
-        """Close the server and its connections: anyio's `AsyncResource` protocol."""
-        await self.close()
+    def _cancel_handlers(self) -> int:
+        """Cancel every connection task; return how many were running."""
+        self._cancelling = True
+        for scope in self._handlers:
+            scope.cancel()
+        return len(self._handlers)
 
 
 class serve:  # a context manager used like a function, as in websockets
@@ -158,13 +265,17 @@ class serve:  # a context manager used like a function, as in websockets
     Each connection runs ``handler(connection)`` in a task of a task group that
     this context owns, with the connection's own background tasks beside it.
     When the handler returns, the connection closes with 1000; when it raises, with
-    1011, and the error is logged with its traceback. Leaving the block closes the
-    server: connections close with 1001 and handlers get ``close_timeout`` to
-    return before they are cancelled.
+    1011, and the error is logged with its traceback. Leaving the block (normally,
+    with an exception, or cancelled) shuts the server down as `Server.aclose`
+    does: connections close with 1001 and handlers get ``close_timeout`` to return
+    before they are cancelled. Handlers are shielded from a cancellation of the
+    code around ``serve`` until then, so that they can finish cleanly.
 
     Args:
         handler: The coroutine function serving one connection.
-        host: The interface(s) to listen on; ``None`` for all of them.
+        host: The interface to listen on (a name or an address), or a list of
+            them, all bound on the same port; ``None`` (the default) for all
+            interfaces, IPv4 and IPv6.
         port: The port; ``0`` picks a free one (see `Server.port`).
         origins: Acceptable ``Origin`` values (``None`` in the list allows
             requests without one); other origins get 403.
@@ -187,13 +298,20 @@ class serve:  # a context manager used like a function, as in websockets
         ssl: A server-side TLS context, to serve ``wss://``.
         logger: The server's logger; ``anyws.server`` by default.
         create_connection: A factory called like `ServerConnection`.
-        backlog, reuse_port: Passed to `anyio.create_tcp_listener`.
+        backlog: The listen backlog, per listening socket.
+        reuse_port: Set ``SO_REUSEPORT``, so that several servers (processes)
+            can listen on the same port; on Linux, the kernel spreads connections
+            among them. Not available on Windows.
+
+    Raises:
+        OSError: A listening socket couldn't be bound (on entering).
+        ValueError: ``host`` is an empty list, or ``compression`` is unknown.
     """
 
     def __init__(
         self,
         handler: Handler,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
         origins: Sequence[str | None] | None = None,
@@ -252,17 +370,53 @@ class serve:  # a context manager used like a function, as in websockets
 
     # Running -------------------------------------------------------------
 
+    async def _create_listeners(self) -> list[anyio.abc.Listener[Any]]:
+        """Bind the listening sockets; `unix_serve` overrides this.
+
+        Each host of a list is bound in turn, on the same port: with ``port=0``,
+        the port the first host got (on a port collision, the whole list is tried
+        again on a fresh port, up to 10 times, as anyio does for ``host=None``).
+        """
+        hosts: list[str | None]
+        if self.host is None or isinstance(self.host, str):
+            hosts = [self.host]
+        else:
+            hosts = list(self.host)
+            if not hosts:
+                raise ValueError("serve() received an empty list of hosts")
+        for attempt in range(10):
+            port = self.port or 0
+            listeners: list[anyio.abc.Listener[Any]] = []
+            try:
+                for host in hosts:
+                    multi = await anyio.create_tcp_listener(
+                        local_host=host,
+                        local_port=port,
+                        backlog=self.backlog,
+                        reuse_port=self.reuse_port,
+                    )
+                    listeners.extend(multi.listeners)
+                    port = multi.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+            except BaseException as exc:
+                for listener in listeners:
+                    await anyio.aclose_forcefully(listener)
+                if (
+                    isinstance(exc, OSError)
+                    and exc.errno == errno.EADDRINUSE
+                    and not self.port
+                    and listeners  # the port the first host got is taken on another
+                    and attempt < 9
+                ):
+                    continue
+                raise
+            return listeners
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _listen(self) -> None:
         """Bind the listening sockets (once)."""
         if self.server.listeners:
             return
-        listener = await anyio.create_tcp_listener(
-            local_host=self.host,
-            local_port=self.port or 0,
-            backlog=self.backlog,
-            reuse_port=self.reuse_port,
-        )
-        self.server.listeners = list(listener.listeners)
+        self.server.listeners = await self._create_listeners()
         for address in self.server.sockets:
             self.logger.info("server listening on %s", _format_address(address))
 
@@ -271,8 +425,7 @@ class serve:  # a context manager used like a function, as in websockets
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        for listener in self.server.listeners:
-            task_group.start_soon(self._accept, listener, task_group)
+        task_group.start_soon(self._accept_all, task_group)
         return self.server
 
     async def __aexit__(
@@ -283,20 +436,20 @@ class serve:  # a context manager used like a function, as in websockets
     ) -> None:
         task_group = self._task_group
         assert task_group is not None, "serve() exited without being entered"
+        server = self.server
         try:
             if exc is None or isinstance(exc, Exception):
-                await self.server.close()
+                await server.close()
+            elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                # The same graceful shutdown, bounded by close_timeout: the handlers
+                # are shielded from the cancellation (see _handle) until it ends.
+                with anyio.CancelScope(shield=True):
+                    await server.close()
         finally:
-            server = self.server
-            server._accepting.cancel()
-            # Cancelled or interrupted: no closing handshakes, but no open socket either.
-            # Shielded: in a cancelled scope every await raises, and the task group
-            # below must still be exited.
-            with anyio.CancelScope(shield=True):
-                for listener in server.listeners:
-                    await anyio.aclose_forcefully(listener)
-            for scope in list(server._handlers):
-                scope.cancel()
+            # Interrupted (KeyboardInterrupt, or the shutdown above was cancelled):
+            # no closing handshakes, but no open socket nor running handler either.
+            await server._stop_listening()
+            server._cancel_handlers()
             server._closed.set()
             await task_group.__aexit__(None, None, None)
 
@@ -306,7 +459,9 @@ class serve:  # a context manager used like a function, as in websockets
         """Run the server until cancelled: ``server = await tg.start(serve(...).serve)``.
 
         The sockets are bound before ``start`` returns, so connecting right away
-        works. Cancellation closes the listeners and cancels the handlers.
+        works. Cancellation shuts the server down gracefully, as `Server.aclose`
+        does (bounded by ``close_timeout``), then propagates; `Server.aclose` from
+        another task ends it too, and lets you choose the code and the grace period.
         """
         await self._listen()
         # started() comes before the task group opens: trio can't move a task that
@@ -315,44 +470,62 @@ class serve:  # a context manager used like a function, as in websockets
         async with self as server:
             await server.serve_forever()
 
+    async def _accept_all(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Accept on every listener, until the server closes: one accept loop each."""
+        # One task and one scope around all loops: a cancel scope can't be
+        # entered by several tasks.
+        with self.server._accepting:
+            async with anyio.create_task_group() as accepting:
+                for listener in self.server.listeners:
+                    accepting.start_soon(self._accept, listener, task_group)
+
     async def _accept(
         self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup
     ) -> None:
         accept = listener.accept  # type: ignore[attr-defined]
-        with self.server._accepting:
-            while True:
-                try:
-                    stream = await accept()
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    return  # The server is closing.
-                except OSError as exc:
-                    if exc.errno in _ACCEPT_CAPACITY_ERRORS:
-                        # Out of file descriptors or memory: wait for some to free up,
-                        # as trio's serve_listeners does, rather than spin or stop.
-                        self.logger.error("accept failed, retrying in 100 ms: %s", exc)
-                        await anyio.sleep(0.1)
-                        continue
-                    self.logger.error("accept failed; no longer accepting", exc_info=True)
-                    return
-                task_group.start_soon(self._handle, stream)
+        while True:
+            try:
+                stream = await accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # The server is closing.
+            except OSError as exc:
+                if exc.errno in _ACCEPT_CAPACITY_ERRORS:
+                    # Out of file descriptors or memory: wait for some to free up,
+                    # as trio's serve_listeners does, rather than spin or stop.
+                    self.logger.error("accept failed, retrying in 100 ms: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                self.logger.error("accept failed; no longer accepting", exc_info=True)
+                return
+            task_group.start_soon(self._handle, stream)
 
     # One connection ------------------------------------------------------
 
     async def _handle(self, stream: anyio.abc.AnyByteStream) -> None:
         server = self.server
-        scope = anyio.CancelScope()
+        # Shielded: a cancellation of the code around serve() doesn't reach the
+        # handlers; the shutdown that follows closes them gracefully, then cancels
+        # this scope if they outlive the grace period.
+        scope = anyio.CancelScope(shield=True)
+        if server._cancelling:
+            scope.cancel()  # accepted as the server shut down: not served
         server._handlers.add(scope)
         if server._handlers_done.is_set():
             server._handlers_done = anyio.Event()
         try:
             with scope:
                 await self._serve_connection(stream)
+        except Exception:
+            # A bug (here, in a transport, in create_connection...) must cost this
+            # connection only, not crash the task group and the whole server.
+            self.logger.error("connection task failed", exc_info=True)
         finally:
             server._handlers.discard(scope)
             if not server._handlers:
                 server._handlers_done.set()
 
     async def _serve_connection(self, stream: anyio.abc.AnyByteStream) -> None:
+        peer = _format_peer(stream)
         connection: ServerConnection | None = None
         try:
             with anyio.move_on_after(
@@ -369,11 +542,11 @@ class serve:  # a context manager used like a function, as in websockets
                     except _TLS_HANDSHAKE_ERRORS as exc:
                         # A client that gives up (a certificate it rejects, a port
                         # scanner) is no reason to stop serving the others.
-                        self.logger.debug("TLS handshake failed: %r", exc)
+                        self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
                         return
-                connection = await self._handshake(stream)
+                connection = await self._handshake(stream, peer)
             if opening.cancelled_caught:
-                self.logger.debug("opening handshake timed out")
+                self.logger.debug("opening handshake failed from %s: timed out", peer)
                 return
             if connection is None:
                 return
@@ -387,6 +560,10 @@ class serve:  # a context manager used like a function, as in websockets
         server.connections.add(connection)
         try:
             async with _Running(connection):
+                if server._close_frame is not None:
+                    # Opened as the server shut down, after it closed the others.
+                    await connection.close(*server._close_frame)
+                    return
                 try:
                     await self.handler(connection)
                 except ConnectionClosed as exc:
@@ -398,8 +575,16 @@ class serve:  # a context manager used like a function, as in websockets
         finally:
             server.connections.discard(connection)
 
-    async def _handshake(self, stream: anyio.abc.AnyByteStream) -> ServerConnection | None:
-        """Run the opening handshake; return the connection if it was accepted."""
+    async def _handshake(
+        self, stream: anyio.abc.AnyByteStream, peer: str | None = None
+    ) -> ServerConnection | None:
+        """Run the opening handshake; return the connection if it was accepted.
+
+        Logs, once and without traceback, why a connection wasn't accepted: at INFO
+        when it got an HTTP response (its status, the path and the peer), at DEBUG
+        when the transport failed first. Only an exception in ``process_request``
+        or ``process_response`` is an ERROR, with its traceback.
+        """
         protocol = ServerProtocol(
             origins=self.origins,
             extensions=self.extensions,
@@ -411,16 +596,30 @@ class serve:  # a context manager used like a function, as in websockets
         connection = self.create_connection(
             stream, protocol, server=self.server, **self.connection_options
         )
+        if peer is None:
+            peer = _format_peer(stream)
         request = await connection._receive_handshake_message()
         if not isinstance(request, Request):
-            await connection._write_direct()  # the automatic 400, if any
-            self.logger.debug(
-                "opening handshake failed: %s",
-                protocol.handshake_exc or connection._transport_exc or "connection closed",
-            )
+            if connection._transport_exc is None:  # else there's no one to write to
+                await connection._write_direct()  # the automatic 400, if any
+            if connection._transport_exc is not None:  # says more than the parser
+                why = _describe(connection._transport_exc)
+                self.logger.debug("opening handshake failed from %s: %s", peer, why)
+            elif protocol.response is not None:  # the automatic 400
+                self.logger.info(
+                    "connection rejected (%d %s) from %s: %s",
+                    protocol.response.status_code,
+                    protocol.response.reason_phrase,
+                    peer,
+                    _describe(protocol.handshake_exc),
+                )
+            else:
+                why = _describe(protocol.handshake_exc)
+                self.logger.debug("opening handshake failed from %s: %s", peer, why)
             return None
         connection.request = request
         response: Response | None = None
+        failed = False
         try:
             if self.process_request is not None:
                 response = await _maybe_await(self.process_request(connection, request))
@@ -432,24 +631,78 @@ class serve:  # a context manager used like a function, as in websockets
                     response = changed
         except Exception:
             self.logger.error("opening handshake failed", exc_info=True)
+            failed = True
             response = protocol.reject(
                 http.HTTPStatus.INTERNAL_SERVER_ERROR,
                 "Failed to open a WebSocket connection.\nSee server log for more information.\n",
             )
+        refusal = protocol.handshake_exc  # set by accept() for an invalid request
+        if response.status_code == 101 and self.server._closing:
+            # No await since the check: the shutdown can't miss this connection.
+            response = protocol.reject(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                "Server is shutting down.\n",
+                server_header=self.server_header,
+            )
+            refusal = _SHUTTING_DOWN
         connection.response = response
         protocol.send_response(response)
         await connection._write_direct()
-        if protocol.state is not protocol.state.OPEN:
-            if response.status_code == 101 or protocol.handshake_exc is not None:
-                self.logger.debug("opening handshake failed: %s", protocol.handshake_exc)
-            return None
-        return connection
+        if protocol.state is protocol.state.OPEN:
+            return connection
+        if failed:
+            pass  # logged above, with the traceback
+        elif connection._transport_exc is not None:
+            self.logger.debug(
+                "opening handshake failed from %s: %s", peer, _describe(connection._transport_exc)
+            )
+        elif refusal is not None:
+            self.logger.info(
+                "connection rejected (%d %s) for %s from %s: %s",
+                response.status_code,
+                response.reason_phrase,
+                request.path,
+                peer,
+                _describe(refusal),
+            )
+        else:
+            # process_request or process_response answered: a health check, a
+            # redirect, an authentication failure...
+            self.logger.info(
+                "HTTP response sent (%d %s) for %s from %s",
+                response.status_code,
+                response.reason_phrase,
+                request.path,
+                peer,
+            )
+        return None
 
 
 async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _format_peer(stream: anyio.abc.AnyByteStream) -> str:
+    """The remote address of ``stream``, for logs."""
+    address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if address is None or address == "":  # an unnamed Unix socket, a memory stream
+        return "unix socket" if address == "" else "unknown peer"
+    return _format_address(address)
+
+
+def _describe(exc: BaseException | None) -> str:
+    """Why a handshake failed, in one line."""
+    if exc is None or isinstance(exc, (anyio.EndOfStream, EOFError)):
+        return "connection closed"
+    cause = exc.__cause__
+    if isinstance(exc, anyio.BrokenResourceError) and isinstance(cause, OSError):
+        return _describe(cause)  # anyio wraps the OSError that says what happened
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, InvalidMessage) and cause is not None:
+        text = f"{text}: {_describe(cause)}"
+    return text
 
 
 def _format_address(address: Any) -> str:
