@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
@@ -52,6 +53,7 @@ __all__ = [
     "CloseCode",
     "ConcurrencyError",
     "Connection",
+    "ConnectionAttempt",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -82,5 +84,6 @@ __all__ = [
     "State",
     "WebSocketException",
     "connect",
+    "reconnect",
     "serve",
 ]
