@@ -17,12 +17,14 @@ rule everywhere.
 So the work is split at the only place where it can be: the opening handshake
 needs no background task (`connect._open` runs TCP, TLS, redirects and the
 handshake from the calling task and returns a connection whose tasks aren't
-started). The generator behind `reconnect` does that, with its retries and its
-backoff sleeps, and yields a `ConnectionAttempt`. The caller enters the attempt
+started). Each step of the iteration over `reconnect` does that, with its
+retries and its backoff sleeps, and returns a `ConnectionAttempt`. The caller enters the attempt
 with ``async with attempt as websocket:``, and that ``async with``, in the
 caller's own frame, opens and closes the connection's task group (`_Running`),
-exactly like ``async with connect(uri)`` does. Nothing is left open across the
-``yield``.
+exactly like ``async with connect(uri)`` does. Nothing is left open between
+two steps of the iteration. (The iterator is a class with ``__anext__``
+rather than an async generator only because trio warns about async generators
+left unfinished, and leaving with ``break`` is normal here.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, final
 
@@ -38,7 +40,7 @@ import anyio
 
 from ._client import ClientConnection, connect
 from ._connection import TRANSPORT_ERRORS, _Running
-from .exceptions import InvalidMessage, InvalidStatus
+from .exceptions import ConcurrencyError, InvalidMessage, InvalidStatus
 
 
 __all__ = ["ConnectionAttempt", "backoff_delays", "process_exception", "reconnect"]
@@ -187,13 +189,17 @@ class reconnect:  # used like a function, as connect is
     caller's ``async with`` starts and stops the connection's tasks.
 
     An attempt that isn't entered before the next step is abandoned: its TCP
-    connection is closed. Leaving the loop early leaves an unentered attempt to
-    the async generator's finaliser; wrap the iterator in
-    `contextlib.aclosing` to close it at once.
+    connection is closed. To leave the loop before entering an attempt, call
+    `aclose` (or iterate inside ``async with contextlib.aclosing(reconnect(uri))
+    as attempts:``) to close it at once.
+
+    `reconnect` is its own async iterator, not an async generator: trio warns
+    (`ResourceWarning`) about every async generator left unfinished, and
+    ``break`` is the normal way out of this loop.
 
     Cancellation: cancelling the task during a connection attempt or a backoff
-    delay ends the iteration (the cancellation propagates out of ``async for``)
-    with nothing left open.
+    delay ends the loop (the cancellation propagates out of ``async for``) with
+    nothing left open.
 
     Args:
         uri: A ``ws://`` or ``wss://`` URI.
@@ -247,14 +253,25 @@ class reconnect:  # used like a function, as connect is
             backoff_factor,
         )
         self.logger = self.connect.logger or logging.getLogger("anyws.client")
+        self._delays: Iterator[float] | None = None
+        self._pending: ConnectionAttempt | None = None
+        self._busy = False
 
-    def __aiter__(self) -> AsyncIterator[ConnectionAttempt]:
-        return self._attempts()
+    def __aiter__(self) -> reconnect:
+        return self
 
-    async def _attempts(self) -> AsyncIterator[ConnectionAttempt]:
-        delays: Iterator[float] | None = None
-        attempt: ConnectionAttempt | None = None
+    async def __anext__(self) -> ConnectionAttempt:
+        """Open the next connection, retrying with backoff; return it unstarted.
+
+        Raises:
+            Exception: What ``process_exception`` returned for a failed attempt.
+            ConcurrencyError: Another task is waiting for an attempt already.
+        """
+        if self._busy:
+            raise ConcurrencyError("another task is waiting for the next connection attempt")
+        self._busy = True
         try:
+            await self.aclose()
             while True:
                 try:
                     connection = await self.connect._open_with_timeout()
@@ -268,9 +285,9 @@ class reconnect:  # used like a function, as connect is
                         raise
                     if new_exc is not None:
                         raise new_exc from exc
-                    if delays is None:
-                        delays = backoff_delays(*self._backoff)
-                    delay = next(delays)
+                    if self._delays is None:
+                        self._delays = backoff_delays(*self._backoff)
+                    delay = next(self._delays)
                     self.logger.info(
                         "connect failed; reconnecting in %.1f seconds: %s",
                         delay,
@@ -278,12 +295,18 @@ class reconnect:  # used like a function, as connect is
                     )
                     await anyio.sleep(delay)
                     continue
-                delays = None  # the handshake succeeded: start the backoff over
-                attempt = ConnectionAttempt(connection)
-                yield attempt
-                await attempt._abandon()
-                attempt = None
+                self._delays = None  # the handshake succeeded: start the backoff over
+                self._pending = ConnectionAttempt(connection)
+                return self._pending
         finally:
-            if attempt is not None:
-                with anyio.CancelScope(shield=True):
-                    await attempt._abandon()
+            self._busy = False
+
+    async def aclose(self) -> None:
+        """Close the last attempt's connection if it wasn't entered.
+
+        Iterating may go on afterwards. Cancellation doesn't interrupt it.
+        """
+        attempt, self._pending = self._pending, None
+        if attempt is not None:
+            with anyio.CancelScope(shield=True):
+                await attempt._abandon()
