@@ -8,8 +8,10 @@ delays small enough for real time; the delay sequence itself under trio's MockCl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import logging
+import pathlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,7 +44,7 @@ from tests.test_client_server import raw_server
 TIMEOUT = 10_000 * MS
 
 #: Backoff small enough for real time: no delay, then 1 ms, 2 ms, 4 ms...
-FAST = {
+FAST: dict[str, Any] = {
     "backoff_initial_delay": 0,
     "backoff_min_delay": 1 * MS,
     "backoff_factor": 2,
@@ -501,3 +503,28 @@ def invalid_status(status: int) -> InvalidStatus:
 def test_default_process_exception(exc: Exception, retried: bool) -> None:
     assert process_exception(exc) is (None if retried else exc)
     assert reconnect.process_exception is process_exception
+
+
+# The example in the docs ---------------------------------------------------------------------
+
+
+async def test_example_reconnect() -> None:
+    path = pathlib.Path(__file__).parent.parent / "examples" / "reconnect.py"
+    spec = importlib.util.spec_from_file_location("example_reconnect", path)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    received: list[anyws.Data] = []
+    with anyio.fail_after(TIMEOUT):
+        async with serve(greet_and_close, "127.0.0.1", 0) as server:
+            with anyio.CancelScope() as scope:
+
+                def handle(message: anyws.Data) -> None:
+                    received.append(message)
+                    if len(received) == 3:
+                        scope.cancel()
+
+                await example.consume(f"ws://127.0.0.1:{server.port}/", handle)
+    assert received == ["hello"] * 3

@@ -11,6 +11,7 @@ import base64
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -76,7 +77,7 @@ class Recorder:
 
 @asynccontextmanager
 async def recording_server(
-    routes: dict[str, tuple[int, str]] | None = None, **kwargs: object
+    routes: dict[str, tuple[int, str]] | None = None, **kwargs: Any
 ) -> AsyncIterator[tuple[Server, Recorder]]:
     recorder = Recorder(routes)
     async with serve(echo, "127.0.0.1", 0, process_request=recorder, **kwargs) as server:
