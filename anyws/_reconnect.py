@@ -121,9 +121,13 @@ class ConnectionAttempt:
     The opening handshake is done; the connection's background tasks start when
     the attempt is entered with ``async with attempt as websocket:`` and stop
     when that block exits, after the closing handshake, just as with
-    `connect`. Enter it at most once, in the task that iterates, before asking
-    `reconnect` for the next attempt: an attempt still not entered by then is
-    abandoned (its TCP connection is closed) and can't be entered any more.
+    `connect`. Enter it at most once, before asking `reconnect` for the next
+    attempt: an attempt still not entered by then is abandoned (its TCP
+    connection is closed). Like any task group, the one that the ``async with``
+    owns must be entered and exited in the same task.
+
+    Entering an attempt a second time, or after it was abandoned, raises
+    `RuntimeError`.
     """
 
     def __init__(self, connection: ClientConnection) -> None:
@@ -291,7 +295,7 @@ class reconnect:  # used like a function, as connect is
                     self.logger.info(
                         "connect failed; reconnecting in %.1f seconds: %s",
                         delay,
-                        traceback.format_exception_only(exc)[-1].strip(),
+                        traceback.format_exception_only(exc)[0].strip(),
                     )
                     await anyio.sleep(delay)
                     continue

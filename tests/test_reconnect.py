@@ -302,6 +302,34 @@ async def test_cancelled_during_backoff() -> None:
     assert len(failures) == 2
 
 
+async def test_concurrent_iteration() -> None:
+    failed_twice = anyio.Event()
+    failures: list[Exception] = []
+
+    def retry(exc: Exception) -> Exception | None:
+        failures.append(exc)
+        if len(failures) == 2:
+            failed_twice.set()
+        return None
+
+    with anyio.fail_after(TIMEOUT), socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        attempts = reconnect(
+            f"ws://127.0.0.1:{port}/",
+            process_exception=retry,
+            backoff_initial_delay=0,
+            backoff_min_delay=3600,
+        )
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(attempts.__anext__)
+            await failed_twice.wait()  # the first task sleeps for an hour now
+            with pytest.raises(anyws.ConcurrencyError) as excinfo:
+                await attempts.__anext__()
+            task_group.cancel_scope.cancel()
+    assert str(excinfo.value) == "another task is waiting for the next connection attempt"
+
+
 # API ---------------------------------------------------------------------------------------
 
 

@@ -126,27 +126,42 @@ async def test_redirect_chain_to_another_port() -> None:
     assert request.headers["Host"] == f"127.0.0.1:{first_recorder.other}"
 
 
+async def send_until_broken(stream: anyio.abc.SocketStream) -> None:
+    while True:
+        await stream.send(b"x" * 1024)
+
+
 async def test_each_abandoned_stream_is_closed() -> None:
-    # A raw server answers with a redirect, then waits for the client to close.
+    # A raw server answers with a redirect, then checks that the client closed the
+    # connection; the target of the redirect waits for that before it answers, so
+    # the client must close each abandoned stream before the next hop completes.
     closed = anyio.Event()
 
+    async def after_close(ws: ServerConnection, request: Request) -> None:
+        await closed.wait()
+
+    async def redirect(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream)
+        await stream.send(
+            b"HTTP/1.1 302 Found\r\n"
+            + f"Location: ws://127.0.0.1:{target.port}/\r\n".encode()
+            + b"Content-Length: 0\r\n\r\n"
+        )
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            await stream.receive()
+        # Closed, not only half-closed: the client's socket answers with RST. (A
+        # half-closed one would take the data until its buffer filled, then block.)
+        with pytest.raises(anyio.BrokenResourceError):
+            await send_until_broken(stream)
+        closed.set()
+
     with anyio.fail_after(TIMEOUT):
-        async with recording_server() as (target, _):
-
-            async def redirect(stream: anyio.abc.SocketStream) -> None:
-                await read_request(stream)
-                await stream.send(
-                    b"HTTP/1.1 302 Found\r\n"
-                    + f"Location: ws://127.0.0.1:{target.port}/\r\n".encode()
-                    + b"Content-Length: 0\r\n\r\n"
-                )
-                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
-                    await stream.receive()
-                closed.set()
-
-            async with raw_server(redirect) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
-                await assert_echo(ws)
-                await closed.wait()
+        async with (
+            serve(echo, "127.0.0.1", 0, process_request=after_close) as target,
+            raw_server(redirect) as port,
+            connect(f"ws://127.0.0.1:{port}/") as ws,
+        ):
+            await assert_echo(ws)
 
 
 # Credentials ---------------------------------------------------------------------------
