@@ -11,7 +11,8 @@ fetch), which websockets follows too:
   A WebSocket handshake is a ``GET`` without a body, so the codes that change
   the method (301, 302 and 303 turn ``POST`` into ``GET``) are followed like
   the others.
-- A relative ``Location`` is resolved against the URI of the request.
+- A relative ``Location`` is resolved against the URI of the request; a
+  fragment, meaningless in a WebSocket URI, is dropped.
 - ``wss://`` never redirects to ``ws://``: that would send the rest of the
   handshake, and everything after it, in clear text.
 - When the origin (scheme, host, port) changes, credentials stay behind: the
@@ -74,6 +75,9 @@ def redirect_target(uri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI | Non
     if len(locations) != 1:
         return None
     location = urllib.parse.urljoin(format_uri(uri), locations[0].strip())
+    # A fragment is meaningless in a WebSocket URI (RFC 6455, section 3) but
+    # legitimate in a Location (RFC 9110, section 10.2.2): drop it.
+    location = urllib.parse.urldefrag(location).url
     try:
         target = parse_uri(location)
     except InvalidURI as uri_exc:

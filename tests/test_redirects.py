@@ -417,6 +417,8 @@ def redirect(status: int, *locations: str) -> InvalidStatus:
         ("ws://[::1]:8080/a", "/b", "ws://[::1]:8080/b"),
         ("ws://[fe80::1%25eth0]/a", "b", "ws://[fe80::1%25eth0]/b"),
         ("ws://h/a", " /spaced ", "ws://h/spaced"),
+        ("ws://h/a", "/b?q#fragment", "ws://h/b?q"),
+        ("ws://h/a", "ws://h\u00e9.example/", "ws://xn--h-bga.example/"),
     ],
 )
 def test_redirect_target_resolution(base: str, location: str, expected: str) -> None:
