@@ -188,7 +188,7 @@ class reconnect:  # used like a function, as connect is
     Why an attempt to enter rather than the connection itself (websockets'
     ``async for websocket in connect(uri)``): the connection's background tasks
     run in a task group, and no task group may stay open across the ``yield`` of
-    an async generator (trio's rule, enforced by anyio everywhere). So the
+    an async generator (trio's rule; anyws keeps it on every backend). So the
     iteration only opens connections, which needs no background task, and the
     caller's ``async with`` starts and stops the connection's tasks.
 
