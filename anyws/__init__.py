@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 from .exceptions import (
@@ -57,6 +58,7 @@ __all__ = [
     "CloseCode",
     "ConcurrencyError",
     "Connection",
+    "ConnectionAttempt",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -91,6 +93,7 @@ __all__ = [
     "State",
     "WebSocketException",
     "connect",
+    "reconnect",
     "serve",
     "unix_connect",
     "unix_serve",

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import ssl as ssl_module
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import anyio
 import anyio.abc
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
 from ._proxy import open_tcp_stream, parse_proxy
+from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
 from ._tls import start_tls
-from .exceptions import InvalidMessage
+from .exceptions import InvalidMessage, InvalidStatus, SecurityError
 from .sansio import ClientProtocol
 from .sansio._handshake import USER_AGENT
-from .sansio._headers import HeadersLike
+from .sansio._headers import Headers, HeadersLike
 from .sansio._protocol import LoggerLike
 from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
@@ -48,6 +50,18 @@ class connect:  # a context manager used like a function, as in websockets
     handshake (code 1000, or 1011 when the block raised; bounded by
     ``close_timeout``) and ends them. Enter and exit it in the same task.
 
+    Redirects (301, 302, 303, 307 and 308 with a ``Location``) are followed, up
+    to ``max_redirects``, each on a new TCP connection; a relative ``Location``
+    is resolved against the request's URI. A redirect from ``wss://`` to
+    ``ws://`` raises `SecurityError`. When the origin (scheme, host and port)
+    changes, credentials stay behind: the URI's user info, and
+    ``Authorization``, ``Cookie``, ``Proxy-Authorization`` and ``Host`` in
+    ``additional_headers``; ``server_hostname`` applies to the first origin
+    only. ``connection.protocol.uri`` is the URI finally connected to.
+
+    To reconnect automatically, use `reconnect`: ``async for websocket in
+    connect(uri)``, websockets' spelling, raises `TypeError`.
+
     Args:
         uri: A ``ws://`` or ``wss://`` URI; ``ws://user:pass@host/`` sends HTTP
             Basic credentials.
@@ -60,7 +74,7 @@ class connect:  # a context manager used like a function, as in websockets
         additional_headers: Extra headers for the handshake request.
         user_agent_header: The ``User-Agent`` header; ``None`` sends none.
         open_timeout: Bound on TCP, the proxy, TLS and the opening handshake, in
-            seconds; ``None`` for none.
+            seconds, redirects included; ``None`` for none.
         ping_interval: Seconds between keepalive pings; ``None`` disables them.
         ping_timeout: Seconds to wait for a keepalive pong before failing the
             connection with 1011; ``None`` waits forever.
@@ -80,7 +94,8 @@ class connect:  # a context manager used like a function, as in websockets
         create_connection: A factory called like `ClientConnection`.
         stream: An already connected anyio byte stream to run the connection on,
             instead of opening a TCP connection (a Unix socket, a proxy tunnel,
-            `anyws.testing` streams...); no proxy is used then.
+            `anyws.testing` streams...); no proxy is used then, and redirects
+            can't be followed on it.
         proxy: The proxy to connect through: by default (``True``) the one that
             the ``https_proxy``, ``http_proxy``, ``all_proxy`` and ``no_proxy``
             environment variables configure for ``uri``; a URL
@@ -92,6 +107,8 @@ class connect:  # a context manager used like a function, as in websockets
             verifies certificates with the system's CAs.
         proxy_server_hostname: The host name to check an ``https://`` proxy's
             certificate against; by default, the proxy's host.
+        max_redirects: How many redirects to follow; ``0`` follows none, so a
+            redirect raises `InvalidStatus`.
 
     Raises:
         InvalidURI: ``uri`` isn't a valid WebSocket URI.
@@ -103,7 +120,10 @@ class connect:  # a context manager used like a function, as in websockets
             HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.
         TimeoutError: ``open_timeout`` passed.
         InvalidHandshake: The opening handshake failed; `InvalidStatus` when the
-            server answered with a status other than 101.
+            server answered with a status other than 101, or with a redirect
+            that can't be followed; `SecurityError` for a redirect from
+            ``wss://`` to ``ws://`` or more than ``max_redirects`` of them;
+            `InvalidURI` when a ``Location`` isn't a WebSocket URI.
     """
 
     def __init__(
@@ -131,6 +151,7 @@ class connect:  # a context manager used like a function, as in websockets
         proxy: str | Literal[True] | None = True,
         proxy_ssl: ssl_module.SSLContext | None = None,
         proxy_server_hostname: str | None = None,
+        max_redirects: int = 10,
     ) -> None:
         self.uri = parse_uri(uri)
         if ssl is not None and not self.uri.secure:
@@ -142,7 +163,10 @@ class connect:  # a context manager used like a function, as in websockets
             raise ValueError(f"unsupported compression: {compression}")
         self.extensions = extensions
         self.subprotocols = subprotocols
-        self.additional_headers = additional_headers
+        # Headers once, so that every hop and every reconnection sends the same.
+        self.additional_headers = (
+            Headers(additional_headers) if additional_headers is not None else None
+        )
         self.user_agent_header = user_agent_header
         self.open_timeout = open_timeout
         self.connection_options: dict[str, Any] = {
@@ -163,6 +187,9 @@ class connect:  # a context manager used like a function, as in websockets
         self.proxy = proxy
         self.proxy_ssl = proxy_ssl
         self.proxy_server_hostname = proxy_server_hostname
+        if max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
+        self.max_redirects = max_redirects
         self._running: _Running | None = None
 
     async def _open_stream(self, uri: WebSocketURI) -> anyio.abc.AnyByteStream:
@@ -183,15 +210,52 @@ class connect:  # a context manager used like a function, as in websockets
     async def _start_tls(
         self, stream: anyio.abc.AnyByteStream, uri: WebSocketURI
     ) -> anyio.abc.AnyByteStream:
-        """Run the TLS handshake for ``uri`` over ``stream``; close ``stream`` if it fails."""
-        hostname = self.server_hostname or uri.host
+        """Run the TLS handshake for ``uri`` over ``stream``; close ``stream`` if it fails.
+
+        ``server_hostname`` applies to the first origin only: a redirect elsewhere
+        checks the certificate against its own host.
+        """
+        hostname = (self.server_hostname if same_origin(uri, self.uri) else None) or uri.host
         return await start_tls(stream, hostname=hostname, ssl_context=self.ssl)
 
     async def _open(self) -> ClientConnection:
-        stream = await self._open_stream(self.uri)
+        """Open the connection, following redirects; its tasks aren't started."""
+        uri = self.uri
+        additional_headers = self.additional_headers
+        redirects = 0
+        while True:
+            try:
+                return await self._handshake(uri, additional_headers)
+            except InvalidStatus as exc:
+                if self.stream is not None or self.max_redirects == 0:
+                    raise
+                target = redirect_target(uri, exc)
+                if target is None:
+                    raise
+                redirects += 1
+                if redirects > self.max_redirects:
+                    raise SecurityError(f"more than {self.max_redirects} redirects") from exc
+                if not same_origin(uri, target):
+                    additional_headers = strip_credentials(additional_headers)
+                logger = self.logger or logging.getLogger("anyws.client")
+                logger.debug(
+                    "= HTTP %d: redirected to %s",
+                    exc.response.status_code,
+                    format_uri(target),
+                )
+                uri = target
+
+    async def _handshake(
+        self, uri: WebSocketURI, additional_headers: Headers | None
+    ) -> ClientConnection:
+        """Open a stream to ``uri`` and run the opening handshake on it.
+
+        The stream is closed when the handshake fails.
+        """
+        stream = await self._open_stream(uri)
         try:
             protocol = ClientProtocol(
-                self.uri,
+                uri,
                 origin=self.origin,
                 extensions=self.extensions,
                 subprotocols=self.subprotocols,
@@ -201,7 +265,7 @@ class connect:  # a context manager used like a function, as in websockets
             connection = self.create_connection(stream, protocol, **self.connection_options)
             protocol.send_request(
                 protocol.connect(
-                    additional_headers=self.additional_headers,
+                    additional_headers=additional_headers,
                     user_agent_header=self.user_agent_header,
                 )
             )
@@ -219,15 +283,18 @@ class connect:  # a context manager used like a function, as in websockets
             raise
         return connection
 
-    async def __aenter__(self) -> ClientConnection:
-        timeout = self.open_timeout
+    async def _open_with_timeout(self) -> ClientConnection:
+        """`_open` bounded by ``open_timeout``, transport errors as `OSError`."""
         try:
-            with anyio.fail_after(timeout):
-                connection = await self._open()
+            with anyio.fail_after(self.open_timeout):
+                return await self._open()
         except TRANSPORT_ERRORS as exc:
             if isinstance(exc, OSError):
                 raise
             raise OSError(str(exc) or type(exc).__name__) from exc
+
+    async def __aenter__(self) -> ClientConnection:
+        connection = await self._open_with_timeout()
         self._running = _Running(connection)
         await self._running.__aenter__()
         return connection
@@ -242,3 +309,13 @@ class connect:  # a context manager used like a function, as in websockets
         assert running is not None, "connect() exited without being entered"
         self._running = None
         await running.__aexit__(exc_type, exc, traceback)
+
+    def __aiter__(self) -> NoReturn:
+        # websockets reconnects with ``async for websocket in connect(uri)``; that
+        # would hold the connection's task group open across a yield, which trio
+        # forbids. Point websockets users to the structured spelling.
+        raise TypeError(
+            "connect() can't be iterated to reconnect; use anyws.reconnect(): "
+            "async for attempt in anyws.reconnect(uri): "
+            "async with attempt as websocket: ..."
+        )
