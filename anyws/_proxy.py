@@ -296,7 +296,7 @@ async def _receive_connect_response(stream: anyio.abc.ByteStream) -> tuple[Respo
             except anyio.EndOfStream:
                 eof = True
             parsed = parse_response(buffer, eof=eof, start=start, proxy=True)
-        except (InvalidHandshake, anyio.BrokenResourceError, OSError) as exc:
+        except (InvalidHandshake, EOFError, anyio.BrokenResourceError, OSError) as exc:
             raise InvalidProxyMessage("did not receive a valid HTTP response from proxy") from exc
         if parsed is not None:
             response, size = parsed

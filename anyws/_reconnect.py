@@ -89,8 +89,7 @@ def process_exception(exc: Exception) -> Exception | None:
     - `OSError` (refused, reset, unreachable; `ssl.SSLError` too, as in
       websockets) and `TimeoutError` (``open_timeout``);
     - `InvalidMessage` when the server closed the connection during the
-      handshake (its cause is an `EOFError`, a transport error, or the
-      "connection closed while reading HTTP ..." error of the parser);
+      handshake (its cause is an `EOFError` or a transport error);
     - `InvalidStatus` with 500, 502, 503 or 504: a server or a proxy that
       may recover.
 
@@ -107,11 +106,7 @@ def process_exception(exc: Exception) -> Exception | None:
 
 def _closed_during_handshake(exc: InvalidMessage) -> bool:
     cause = exc.__cause__
-    if isinstance(cause, (EOFError, *TRANSPORT_ERRORS)):
-        return True
-    # anyws's HTTP parser reports an early end of stream as an InvalidMessage
-    # where websockets' raises an EOFError; recognise both.
-    return isinstance(cause, InvalidMessage) and str(cause).startswith("connection closed")
+    return isinstance(cause, (EOFError, *TRANSPORT_ERRORS))
 
 
 @final

@@ -694,8 +694,10 @@ def _format_peer(stream: anyio.abc.AnyByteStream) -> str:
 
 def _describe(exc: BaseException | None) -> str:
     """Why a handshake failed, in one line."""
-    if exc is None or isinstance(exc, (anyio.EndOfStream, EOFError)):
+    if exc is None or isinstance(exc, anyio.EndOfStream):
         return "connection closed"
+    if isinstance(exc, EOFError):  # the HTTP parser says where the stream ended
+        return str(exc) or "connection closed"
     cause = exc.__cause__
     if isinstance(exc, anyio.BrokenResourceError) and isinstance(cause, OSError):
         return _describe(cause)  # anyio wraps the OSError that says what happened

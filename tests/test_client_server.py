@@ -685,7 +685,7 @@ async def test_server_closes_during_handshake() -> None:
                     pytest.fail("connected")
     assert str(excinfo.value) == "did not receive a valid HTTP response"
     cause = excinfo.value.__cause__
-    assert type(cause) is InvalidMessage
+    assert type(cause) is EOFError
     assert str(cause) == "connection closed while reading HTTP status line"
 
 

@@ -475,13 +475,11 @@ async def test_proxy_forbids() -> None:
         ),
         pytest.param(
             b"HTTP/1.1 200 OK\r\nContent",
-            InvalidMessage,
+            EOFError,
             "connection closed while reading HTTP headers",
             id="truncated",
         ),
-        pytest.param(
-            b"", InvalidMessage, "connection closed while reading HTTP status line", id="eof"
-        ),
+        pytest.param(b"", EOFError, "connection closed while reading HTTP status line", id="eof"),
     ],
 )
 async def test_invalid_proxy_answer(answer: bytes, cause_type: type, cause: str) -> None:

@@ -515,7 +515,6 @@ def invalid_status(status: int) -> InvalidStatus:
         (invalid_message(EOFError("connection closed")), True),
         (invalid_message(ConnectionResetError()), True),
         (invalid_message(anyio.BrokenResourceError()), True),
-        (invalid_message(InvalidMessage("connection closed while reading HTTP status line")), True),
         (invalid_message(InvalidMessage("invalid HTTP status line: b'x'")), False),
         (invalid_message(None), False),
         (invalid_status(500), True),

@@ -116,7 +116,7 @@ class ClientProtocol(Protocol):
         buffer = self._buffer
         try:
             parsed = parse_response(buffer, eof=eof, start=self._scanned)
-        except WebSocketException as exc:
+        except (WebSocketException, EOFError) as exc:
             self._handshake_failed(InvalidMessage("did not receive a valid HTTP response"), exc)
             return
         if parsed is None:

@@ -168,8 +168,9 @@ def parse_request(
         bytes it took, the rest of ``buffer`` belonging to the WebSocket connection.
 
     Raises:
-        InvalidMessage: The request is malformed, isn't ``GET ... HTTP/1.1``, has
-            a body, or ``eof`` is set and the request is incomplete.
+        InvalidMessage: The request is malformed, isn't ``GET ... HTTP/1.1``, or
+            has a body.
+        EOFError: ``eof`` is set and the request is incomplete (as in websockets).
         InvalidHeaderValue: ``Content-Length`` is invalid.
         SecurityError: The request exceeds a limit.
     """
@@ -217,8 +218,8 @@ def parse_response(
         of bytes it took.
 
     Raises:
-        InvalidMessage: The response is malformed, isn't HTTP/1.1, or ``eof`` is
-            set and the response is incomplete.
+        InvalidMessage: The response is malformed or isn't HTTP/1.1.
+        EOFError: ``eof`` is set and the response is incomplete (as in websockets).
         InvalidHeaderValue: ``Content-Length`` is invalid.
         SecurityError: The response exceeds a limit.
     """
@@ -268,7 +269,7 @@ def parse_response(
         end = size + length
         if len(buffer) < end:
             if eof:
-                raise InvalidMessage("connection closed while reading HTTP body")
+                raise EOFError("connection closed while reading HTTP body")
             return None
         return Response(status_code, reason_phrase, headers, bytes(buffer[size:end])), end
 
@@ -331,7 +332,7 @@ def _parse_head(
             raise SecurityError(f"HTTP headers exceed limit of {MAX_HEADERS_SIZE} bytes")
         if eof:
             part = "headers" if b"\n" in buffer else _START_LINE[what]
-            raise InvalidMessage(f"connection closed while reading HTTP {part}")
+            raise EOFError(f"connection closed while reading HTTP {part}")
         return None
     size = end + 4
     if size > MAX_HEADERS_SIZE:
@@ -519,7 +520,7 @@ def _parse_chunked(
             raise SecurityError(f"HTTP body exceeds limit of {MAX_BODY_SIZE} bytes")
         if length < end + 2:
             if eof:
-                raise InvalidMessage("connection closed while reading HTTP body")
+                raise EOFError("connection closed while reading HTTP body")
             return None
         if buffer[end : end + 2] != b"\r\n":
             raise InvalidMessage("HTTP chunk data isn't followed by CRLF")
@@ -552,7 +553,7 @@ def _read_body_line(
         if len(buffer) - body_start > MAX_BODY_SIZE:
             raise SecurityError(f"HTTP body exceeds limit of {MAX_BODY_SIZE} bytes")
         if eof:
-            raise InvalidMessage("connection closed while reading HTTP body")
+            raise EOFError("connection closed while reading HTTP body")
         return None, pos
     if eol + 2 - body_start > MAX_BODY_SIZE:
         raise SecurityError(f"HTTP body exceeds limit of {MAX_BODY_SIZE} bytes")

@@ -179,7 +179,7 @@ class ServerProtocol(Protocol):
         buffer = self._buffer
         try:
             parsed = parse_request(buffer, start=self._scanned, eof=eof)
-        except WebSocketException as exc:
+        except (WebSocketException, EOFError) as exc:
             error = InvalidMessage("did not receive a valid HTTP request")
             error.__cause__ = exc
             self.handshake_exc = error

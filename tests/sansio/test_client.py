@@ -1127,7 +1127,7 @@ class TestEOFDuringHandshake:
         exc = protocol.handshake_exc
         assert type(exc) is InvalidMessage
         assert str(exc) == "did not receive a valid HTTP response"
-        assert type(exc.__cause__) is InvalidMessage
+        assert type(exc.__cause__) is EOFError
         assert str(exc.__cause__) == cause
         assert protocol.state is State.CLOSED
         assert protocol.close_expected()
@@ -1145,7 +1145,7 @@ class TestEOFDuringHandshake:
         protocol.receive_eof()
         exc = protocol.handshake_exc
         assert type(exc) is InvalidMessage
-        assert type(exc.__cause__) is InvalidMessage
+        assert type(exc.__cause__) is EOFError
         assert protocol.state is State.CLOSED
         assert protocol.data_to_send() == [SEND_EOF]
 
@@ -1272,7 +1272,7 @@ def check_client_after(protocol: ClientProtocol, chunks: list[bytes]) -> None:
         assert protocol.response.status_code == 101
     else:
         assert isinstance(exc, InvalidHandshake)
-        assert exc.__cause__ is None or isinstance(exc.__cause__, WebSocketException)
+        assert exc.__cause__ is None or isinstance(exc.__cause__, (WebSocketException, EOFError))
 
 
 class TestRandomInput:

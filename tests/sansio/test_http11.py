@@ -26,6 +26,11 @@ from anyws.sansio._http11 import (
 )
 
 
+#: What the parsers may raise: anyws' errors, and EOFError for an incomplete message
+#: at the end of the stream (as in websockets).
+PARSE_ERRORS = (WebSocketException, EOFError)
+
+
 REQUEST = (
     b"GET /chat?x=1 HTTP/1.1\r\n"
     b"Host: server.example.com\r\n"
@@ -349,7 +354,7 @@ class TestParseRequest:
         ],
     )
     def test_eof(self, data: bytes, message: str) -> None:
-        with pytest.raises(InvalidMessage) as exc_info:
+        with pytest.raises(EOFError) as exc_info:
             parse_request(data, eof=True)
         assert str(exc_info.value) == message
 
@@ -561,7 +566,7 @@ class TestParseResponse:
 
     def test_content_length_eof(self) -> None:
         head = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\n"
-        with pytest.raises(InvalidMessage, match="connection closed while reading HTTP body"):
+        with pytest.raises(EOFError, match="connection closed while reading HTTP body"):
             parse_response(head + b"abc", eof=True)
 
     def test_content_length_limit(self) -> None:
@@ -615,7 +620,7 @@ class TestParseResponse:
         ],
     )
     def test_eof(self, data: bytes, message: str) -> None:
-        with pytest.raises(InvalidMessage) as exc_info:
+        with pytest.raises(EOFError) as exc_info:
             parse_response(data, eof=True)
         assert str(exc_info.value) == message
 
@@ -700,7 +705,7 @@ class TestChunked:
         "body", [b"", b"5", b"5\r\nhel", b"5\r\nhello\r\n", b"5\r\nhello\r\n0\r\n", b"0\r\nX: 1"]
     )
     def test_eof(self, body: bytes) -> None:
-        with pytest.raises(InvalidMessage) as exc_info:
+        with pytest.raises(EOFError) as exc_info:
             parse_response(CHUNKED_HEAD + body, eof=True)
         assert str(exc_info.value) == "connection closed while reading HTTP body"
 
@@ -853,7 +858,7 @@ def test_random_bytes(data: bytes) -> None:
         for eof in (False, True):
             try:
                 result = parse(data, eof=eof)
-            except WebSocketException:
+            except PARSE_ERRORS:
                 continue
             if result is not None:
                 assert 0 < result[1] <= len(data)
@@ -872,7 +877,7 @@ def test_wrong_hint(message: bytes, extra: bytes, start: int, eof: bool) -> None
         for parse in (parse_request, parse_response):
             try:
                 parse(data, start=start, eof=eof)
-            except WebSocketException:
+            except PARSE_ERRORS:
                 pass
 
 
@@ -898,11 +903,11 @@ def test_mutated_messages(data: bytes, sizes: list[int], hint: bool) -> None:
     for parse in (parse_request, parse_response):
         try:
             whole = parse(data, eof=True)
-        except WebSocketException:
+        except PARSE_ERRORS:
             whole = None
         try:
             incremental = feed(parse, data, sizes, hint=hint, eof=True)
-        except WebSocketException:
+        except PARSE_ERRORS:
             incremental = None
         # When both succeed, they agree; incremental parsing may stop earlier on an
         # error only if the whole parse fails too.

@@ -1189,7 +1189,7 @@ class TestEOFDuringHandshake:
         exc = protocol.handshake_exc
         assert type(exc) is InvalidMessage
         assert str(exc) == "did not receive a valid HTTP request"
-        assert type(exc.__cause__) is InvalidMessage
+        assert type(exc.__cause__) is EOFError
         assert str(exc.__cause__) == cause
         # No 400 on a closed connection: only the end of the stream.
         assert protocol.data_to_send() == [SEND_EOF]
@@ -1544,7 +1544,7 @@ def check_server_after(protocol: ServerProtocol, chunks: list[bytes], accept_at:
     exc = protocol.handshake_exc
     if exc is not None:
         assert isinstance(exc, InvalidHandshake)
-        assert exc.__cause__ is None or isinstance(exc.__cause__, WebSocketException)
+        assert exc.__cause__ is None or isinstance(exc.__cause__, (WebSocketException, EOFError))
         assert protocol.response is None or protocol.response.status_code != 101
     elif protocol.response is None:
         # A request arrived, and EOF came before it was answered.
