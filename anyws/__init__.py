@@ -9,6 +9,7 @@ One code base serves trio and asyncio (uvloop included)::
 
 from __future__ import annotations
 
+from ._auth import basic_auth as basic_auth
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
@@ -81,6 +82,7 @@ __all__ = [
     "ServerConnection",
     "State",
     "WebSocketException",
+    "basic_auth",
     "connect",
     "serve",
 ]
