@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._auth import basic_auth as basic_auth
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
@@ -84,5 +85,6 @@ __all__ = [
     "WebSocketException",
     "basic_auth",
     "connect",
+    "route",
     "serve",
 ]
