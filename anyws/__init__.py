@@ -10,6 +10,7 @@ One code base serves trio and asyncio (uvloop included)::
 from __future__ import annotations
 
 from ._auth import basic_auth as basic_auth
+from ._broadcast import broadcast as broadcast
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._routing import route as route
@@ -84,6 +85,7 @@ __all__ = [
     "State",
     "WebSocketException",
     "basic_auth",
+    "broadcast",
     "connect",
     "route",
     "serve",
