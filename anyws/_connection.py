@@ -16,7 +16,10 @@ connection (`connect` or `serve`):
   appended to an output buffer as whole frames, and the writer writes the
   buffer in one call; frames queued while a write is in flight go out together.
   Because frames are appended whole and synchronously, cancelling `send` can
-  never leave half a frame on the wire.
+  never leave half a frame on the wire. `broadcast` appends without waiting;
+  when that leaves more than ``write_limit`` bytes waiting, the writer must get
+  back under it by a deadline (on its own cancel scope, not in another task),
+  or it fails the connection with 1013.
 - the **keepalive** task sends a ping every ``ping_interval`` seconds and fails
   the connection with 1011 when the pong doesn't arrive within ``ping_timeout``.
 

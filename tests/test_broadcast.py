@@ -20,6 +20,7 @@ import anyio.abc
 import anyio.lowlevel
 import pytest
 
+import anyws
 from anyws import (
     ClientConnection,
     ConcurrencyError,
@@ -410,3 +411,24 @@ async def test_memory_bounded_by_max_buffer() -> None:
                 "received 1013 (try again later) slow consumer; "
                 "then sent 1013 (try again later) slow consumer"
             )
+
+
+async def test_relay_to_every_client_over_tcp() -> None:
+    """The handler of docs/howto/broadcast.md, over real TCP on 127.0.0.1."""
+
+    async def handler(connection: ServerConnection) -> None:
+        async for message in connection:
+            broadcast(connection.server.connections, message)  # type: ignore[union-attr]
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(handler, "127.0.0.1", 0) as server, AsyncExitStack() as stack:
+            uri = f"ws://127.0.0.1:{server.port}/"
+            clients = [await stack.enter_async_context(anyws.connect(uri)) for _ in range(3)]
+            while len(server.connections) < 3:
+                await anyio.wait_all_tasks_blocked()
+            await clients[0].send("hello")
+            for client in clients:
+                assert await client.recv() == "hello"
+            await clients[2].send(b"\x00")
+            for client in clients:
+                assert await client.recv() == b"\x00"

@@ -256,3 +256,23 @@ async def test_route_serve_method() -> None:
             server = await tg.start(route(ROUTES, "127.0.0.1", 0).serve)
             assert await receive(server, "/rooms/blue") == "room blue"
             await server.close()
+
+
+async def test_public_path_before_auth() -> None:
+    """The process_request of docs/howto/routing.md: one path open, the others authenticated."""
+    auth = basic_auth(realm="my server", credentials=("alice", "s3cr3t"))
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.partition("?")[0] == "/public":
+            return None
+        return await auth(connection, request)
+
+    with anyio.fail_after(TIMEOUT):
+        async with route(
+            {"/public": chat, "/rooms/{room}": room},
+            "127.0.0.1",
+            0,
+            process_request=process_request,
+        ) as server:
+            assert await receive(server, "/public?x=1") == "chat"
+            assert (await refusal(server, "/rooms/red")).status_code == 401
