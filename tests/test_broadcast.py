@@ -432,3 +432,51 @@ async def test_relay_to_every_client_over_tcp() -> None:
             await clients[2].send(b"\x00")
             for client in clients:
                 assert await client.recv() == b"\x00"
+
+
+async def recv_until_closed(connection: Connection) -> int:
+    """Receive until the connection closes; return how many messages came."""
+    count = 0
+    try:
+        while True:
+            await connection.recv()
+            count += 1
+    except ConnectionClosedError:
+        return count
+
+
+async def test_slow_consumer_over_tcp() -> None:
+    """A client that stops reading, over real TCP: the kernel's buffers fill, then 1013."""
+    message = b"z" * 16384  # Under write_limit: a client that keeps up never falls behind.
+    drain_timeout = 500 * MS
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.wait_closed()
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            anyws.serve(handler, "127.0.0.1", 0, ping_interval=None) as server,
+            # max_queue=1: once a message waits for recv(), the client stops reading.
+            anyws.connect(f"ws://127.0.0.1:{server.port}/", max_queue=1) as slow_client,
+            anyws.connect(f"ws://127.0.0.1:{server.port}/") as fast_client,
+        ):
+            while len(server.connections) < 2:
+                await anyio.wait_all_tasks_blocked()
+            [slow] = [
+                c for c in server.connections if c.remote_address == slow_client.local_address
+            ]
+            sent = 0
+            while slow._drain_deadline == float("inf"):  # Until the kernel's buffers are full.
+                broadcast(server.connections, message, drain_timeout=drain_timeout)
+                sent += 1
+                assert await fast_client.recv() == message
+            start = anyio.current_time()
+            await slow.wait_closed()
+            assert anyio.current_time() - start >= drain_timeout
+            assert str(slow.protocol.close_sent) == "1013 (try again later) slow consumer"
+            assert slow.close_code == 1006
+            # The slow client gets what made it to its socket, then the connection drops.
+            assert await recv_until_closed(slow_client) < sent
+            # The fast one is still served.
+            broadcast(server.connections, b"after")
+            assert await fast_client.recv() == b"after"
