@@ -917,7 +917,6 @@ class Connection:
                 # close frame, which the peer isn't reading anyway.
                 if self.debug:
                     self.logger.debug("! %d bytes waiting to be written", self._out_size)
-                self._out = []
                 self._fail(1013, SLOW_CONSUMER, abort=True)
                 self._out = []
         except TRANSPORT_ERRORS as exc:
