@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["basic_auth"]
 
-CheckCredentials = Callable[[str, str], "Awaitable[bool] | bool"]
-
 # RFC 7230, section 3.2.6: what a quoted-string can carry (qdtext and quoted-pair).
 _QUOTABLE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _QUOTE_RE = re.compile(r'(["\\])')
@@ -52,7 +50,7 @@ def _is_pair(value: Any) -> bool:
 def basic_auth(
     realm: str = "",
     credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
-    check_credentials: CheckCredentials | None = None,
+    check_credentials: Callable[[str, str], Awaitable[bool] | bool] | None = None,
 ) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]:
     """Build a ``process_request`` for `serve` that enforces HTTP Basic authentication.
 
@@ -89,7 +87,7 @@ def basic_auth(
             of other characters is undefined (RFC 7235, section 2.2).
         credentials: The accepted ``(username, password)`` pair, or an iterable
             of such pairs. Passwords are compared in constant time
-            (`hmac.compare_digest`).
+            (``hmac.compare_digest``).
         check_credentials: A function or coroutine function called with
             ``(username, password)`` that returns whether they are valid. An
             exception it raises answers the request with 500, as any error in
@@ -131,7 +129,7 @@ def basic_auth(
                 return False
             return hmac.compare_digest(expected, given)
 
-        check: CheckCredentials = check_pairs
+        check: Callable[[str, str], Awaitable[bool] | bool] = check_pairs
     else:
         assert check_credentials is not None
         check = check_credentials
