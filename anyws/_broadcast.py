@@ -99,7 +99,8 @@ def broadcast(
             after a broadcast, in seconds; ``None`` for no limit.
         max_buffer: How many bytes may already wait on a connection for a
             broadcast to queue one more message; ``None`` for no limit. At most
-            this plus one message is buffered per connection.
+            this plus one message is buffered per connection. Make it hold a few
+            of your largest messages.
 
     Raises:
         TypeError: ``message`` is neither a `str` nor bytes-like.
