@@ -9,9 +9,12 @@ One code base serves trio and asyncio (uvloop included)::
 
 from __future__ import annotations
 
+from ._auth import basic_auth as basic_auth
+from ._broadcast import broadcast as broadcast
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 from .exceptions import (
@@ -92,8 +95,11 @@ __all__ = [
     "ServerConnection",
     "State",
     "WebSocketException",
+    "basic_auth",
+    "broadcast",
     "connect",
     "reconnect",
+    "route",
     "serve",
     "unix_connect",
     "unix_serve",

@@ -16,7 +16,10 @@ connection (`connect` or `serve`):
   appended to an output buffer as whole frames, and the writer writes the
   buffer in one call; frames queued while a write is in flight go out together.
   Because frames are appended whole and synchronously, cancelling `send` can
-  never leave half a frame on the wire.
+  never leave half a frame on the wire. `broadcast` appends without waiting;
+  when that leaves more than ``write_limit`` bytes waiting, the writer must get
+  back under it by a deadline (on its own cancel scope, not in another task),
+  or it fails the connection with 1013.
 - the **keepalive** task sends a ping every ``ping_interval`` seconds and fails
   the connection with 1011 when the pong doesn't arrive within ``ping_timeout``.
 
@@ -77,6 +80,9 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 
 #: How many bytes to ask a byte stream for at once: large reads, fewer wake-ups.
 READ_SIZE = 2**18
+
+#: The reason of the 1013 close of a connection that `broadcast` found too slow.
+SLOW_CONSUMER = "slow consumer"
 
 
 class _PongWaiter:
@@ -171,6 +177,10 @@ class Connection:
         self._drained: anyio.Event | None = None
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._writer_done = anyio.Event()
+        # broadcast() never waits: when it leaves more than write_limit bytes
+        # waiting, the writer must get below it by this deadline (its scope's).
+        self._drain_deadline = math.inf
+        self._drain_scope = anyio.CancelScope()
 
         # Closing.
         self._close_deadline = math.inf
@@ -608,6 +618,47 @@ class Connection:
             self._write_wanted = None
             wanted.set()
 
+    def _send_broadcast(
+        self,
+        frame: bytes | None,
+        payload: bytes,
+        text: bool,
+        *,
+        drain_timeout: float | None,
+        max_buffer: int | None,
+    ) -> None:
+        """Queue a message for `broadcast`, bounding what a slow peer makes us buffer.
+
+        ``frame`` is the message already serialised (unmasked, uncompressed), for
+        a connection that can send those very bytes; with ``None`` the message
+        is framed here (masked on a client; uncompressed). Never waits.
+
+        When more than ``max_buffer`` bytes already wait for the writer, the
+        message is dropped and the connection fails with 1013. When this leaves
+        more than ``write_limit`` bytes waiting, the writer must get back under
+        ``write_limit`` within ``drain_timeout`` or it fails the connection
+        with 1013 (see `_run_writer`).
+        """
+        if max_buffer is not None and self._out_size > max_buffer:
+            if self.debug:
+                self.logger.debug("! %d bytes waiting to be written", self._out_size)
+            self._fail(1013, SLOW_CONSUMER)
+            return
+        if frame is None:
+            self._send_frame(payload, text, fin=True, first=True, compress=False)
+        else:
+            self._flush()  # Keep the protocol's output, if any, in order.
+            self._out.append(frame)
+            self._out_size += len(frame)
+            wanted = self._write_wanted
+            if wanted is not None:
+                self._write_wanted = None
+                wanted.set()
+        if self._out_size > self.write_limit and drain_timeout is not None:
+            deadline = anyio.current_time() + drain_timeout
+            if deadline < self._drain_deadline:
+                self._drain_deadline = self._drain_scope.deadline = deadline
+
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
 
@@ -820,8 +871,9 @@ class Connection:
 
     async def _run_writer(self) -> None:
         transport = self.transport
+        drain_scope = self._drain_scope
         try:
-            with self._writer_scope:
+            with self._writer_scope, drain_scope:
                 while True:
                     output = self._out
                     if not output:
@@ -842,12 +894,24 @@ class Connection:
                     finally:
                         self._writing = False
                     self._out_size -= len(data)
-                    drained = self._drained
-                    if drained is not None and self._out_size <= self.write_limit:
-                        self._drained = None
-                        drained.set()
+                    if self._out_size <= self.write_limit:
+                        drained = self._drained
+                        if drained is not None:
+                            self._drained = None
+                            drained.set()
+                        if self._drain_deadline != math.inf:
+                            self._drain_deadline = drain_scope.deadline = math.inf
                     if eof:
                         return
+            if drain_scope.cancelled_caught and not self._writer_scope.cancel_called:
+                # A broadcast left more than write_limit bytes waiting, and they
+                # didn't drain in time. The write was interrupted, maybe in the
+                # middle of a frame: nothing more may be written, not even the
+                # close frame, which the peer isn't reading anyway.
+                if self.debug:
+                    self.logger.debug("! %d bytes waiting to be written", self._out_size)
+                self._fail(1013, SLOW_CONSUMER, abort=True)
+                self._out = []
         except TRANSPORT_ERRORS as exc:
             self._record_transport_exc(exc)
             self._abort_soon()

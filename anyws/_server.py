@@ -53,6 +53,8 @@ class ServerConnection(Connection):
     """
 
     protocol: ServerProtocol
+    #: The user authenticated by `basic_auth`; ``None`` until then.
+    username: str | None = None
 
     def __init__(
         self,
