@@ -113,7 +113,7 @@ class Server:
 
     @property
     def port(self) -> int:
-        """The port of the first listener: handy with ``port=0``."""
+        """The port of the first listener; handy with ``port=0``."""
         return int(self.listeners[0].extra(anyio.abc.SocketAttribute.local_port))
 
     async def serve_forever(self) -> None:
@@ -148,7 +148,7 @@ class Server:
         await self._closed.wait()
 
     async def aclose(self) -> None:
-        """Close the server and its connections: anyio's `AsyncResource` protocol."""
+        """Close the server and its connections: anyio's `~anyio.abc.AsyncResource` protocol."""
         await self.close()
 
 
@@ -182,8 +182,8 @@ class serve:  # a context manager used like a function, as in websockets
             return another response.
         server_header: The ``Server`` header; ``None`` sends none.
         open_timeout: Bound on TLS and the opening handshake, per connection.
-        ping_interval, ping_timeout, close_timeout, max_size, max_queue,
-            write_limit: As for `connect`.
+        ping_interval, ping_timeout, close_timeout: As for `connect`.
+        max_size, max_queue, write_limit: As for `connect`.
         ssl: A server-side TLS context, to serve ``wss://``.
         logger: The server's logger; ``anyws.server`` by default.
         create_connection: A factory called like `ServerConnection`.
