@@ -49,7 +49,7 @@ def _version() -> str:
 
 project = "anyws"
 author = "The anyws developers"
-copyright = "The anyws developers"  # noqa: A001 (Sphinx's name)
+copyright = "The anyws developers"
 release = _version()
 version = ".".join(release.split(".")[:2])
 
@@ -188,9 +188,7 @@ def resolve_private_aliases(
     candidates = [target]
     if module:
         candidates += [f"{module}.{cls}.{target}" if cls else "", f"{module}.{target}"]
-    for candidate in candidates:
-        if "." in candidate and not candidate.startswith("."):
-            found.append(_lookup(candidate))
+    found += [_lookup(name) for name in candidates if "." in name and not name.startswith(".")]
     # 2. The name as the source of anyws spells it, in the namespace of each module.
     for name, loaded in sorted(sys.modules.items()):
         if name == "anyws" or name.startswith("anyws."):
