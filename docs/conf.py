@@ -183,6 +183,19 @@ def resolve_private_aliases(
     target: str = node["reftarget"].lstrip(".~")
     module = node.get("py:module") or ""
     cls = node.get("py:class") or ""
+    objects = env.domaindata["py"]["objects"]
+    domain = env.get_domain("py")
+
+    def resolve(name: str) -> nodes.Element | None:
+        # "obj": a :class: reference to a type alias documented as data (Sphinx < 9).
+        return domain.resolve_xref(  # type: ignore[no-any-return]
+            env, node["refdoc"], app.builder, "obj", name, node, contnode
+        )
+
+    # 0. A documented name that the role's object types excluded.
+    for name in (target, f"{module}.{target}" if module else ""):
+        if name in objects:
+            return resolve(name)
     found: list[Any] = []
     # 1. The name as written, or relative to the current module and class.
     candidates = [target]
@@ -198,18 +211,14 @@ def resolve_private_aliases(
     owner = _lookup(f"{module}.{cls}") if module and cls else None
     for base in getattr(owner, "__mro__", ()):
         name = f"{documented.get(id(base))}.{target}"
-        if name in env.domaindata["py"]["objects"]:
-            return env.get_domain("py").resolve_xref(
-                env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
-            )
+        if name in objects:
+            return resolve(name)
+    # 4. What 1 and 2 found: documented here, or elsewhere under its public name.
     for obj in found:
         if obj is None or type(obj) in _SCALARS:
             continue
         if id(obj) in documented:
-            name = documented[id(obj)]
-            return env.get_domain("py").resolve_xref(
-                env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
-            )
+            return resolve(documented[id(obj)])
         public = _public_name(obj)
         if public is not None and not public.startswith("anyws"):
             retry = node.deepcopy()
