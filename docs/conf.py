@@ -28,7 +28,10 @@ from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.ext.intersphinx import missing_reference as intersphinx_missing_reference
+from sphinx.util import logging as sphinx_logging
 
+
+sphinx_logger = sphinx_logging.getLogger(__name__)
 
 DOCS = Path(__file__).parent
 ROOT = DOCS.parent
@@ -227,5 +230,40 @@ def resolve_private_aliases(
     return None
 
 
+# Every public name has an entry ----------------------------------------------------
+
+#: The public modules: each name of their ``__all__`` must be documented, under that
+#: name or (for a re-export) under another one.
+PUBLIC_MODULES = (
+    "anyws",
+    "anyws.exceptions",
+    "anyws.sansio",
+    "anyws.sansio.extensions",
+    "anyws.testing",
+)
+
+
+def check_public_names(app: Sphinx, env: BuildEnvironment) -> None:
+    """Warn (so fail the build) about each public name that no reference page documents."""
+    objects = env.domaindata["py"]["objects"]
+    documented = _documented_names(env)
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if f"{module_name}.{name}" in objects:
+                continue
+            if type(obj) not in _SCALARS and id(obj) in documented:
+                continue
+            sphinx_logger.warning(
+                "%s.%s is public (in __all__) but no page of docs/reference/ documents it",
+                module_name,
+                name,
+                type="anyws",
+                subtype="undocumented",
+            )
+
+
 def setup(app: Sphinx) -> None:
     app.connect("missing-reference", resolve_private_aliases)
+    app.connect("env-check-consistency", check_public_names)
