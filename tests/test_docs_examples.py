@@ -62,6 +62,14 @@ def run_example(path: str, *args: str, backend: str, stdin: str = "") -> str:
         process.cleanup()
 
 
+# docs/index.md ---------------------------------------------------------------------------
+
+
+def test_hello(backend: str) -> None:
+    """The landing page's program: a server and a client in one process."""
+    assert run_example("hello.py", backend=backend) == "Hello, world!\n"
+
+
 # docs/getting-started.md ----------------------------------------------------------------
 
 
