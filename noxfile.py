@@ -248,6 +248,7 @@ def docs(session: nox.Session) -> None:
     on the run after the change that caused it. Extra arguments go to sphinx-build.
     """
     _install_anyws(session, *_requirements("docs"))
+    session.run("python", "docs/_inventories/build.py", "--check")
     session.run(
         "sphinx-build",
         "-W",

@@ -5,7 +5,8 @@ build must not fetch them (CI reaches only PyPI, and a build should not depend o
 web sites). So the few names these docs refer to are listed here, with the page of each
 project's documentation that describes them, and this script writes an inventory in
 Sphinx's format (version 2) for each project. The ``*.inv`` files are committed: run
-``python docs/_inventories/build.py`` after changing the table, and commit both.
+``python docs/_inventories/build.py`` after changing the table, and commit both
+(``nox -s docs`` runs it with ``--check`` first, and fails if they differ).
 
 A name missing here shows up as a nitpicky warning such as
 ``py:class reference target not found: anyio.abc.ByteStream``: add it under its
@@ -16,6 +17,7 @@ project with its role (``class``, ``exception``, ``function``, ``method``,
 
 from __future__ import annotations
 
+import sys
 import zlib
 from pathlib import Path
 
@@ -115,6 +117,7 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
                 ("class", "anyio.abc.AsyncResource"),
                 ("class", "anyio.abc.ByteStream"),
                 ("class", "anyio.abc.ObjectStream"),
+                # A type alias, listed as a class: annotations refer to it with :class:.
                 ("class", "anyio.abc.AnyByteStream"),
                 ("class", "anyio.abc.SocketStream"),
                 ("class", "anyio.abc.Listener"),
@@ -164,10 +167,20 @@ def inventory(project: str, version: str, pages: dict[str, list[tuple[str, str]]
 
 
 def main() -> None:
+    """Write the inventories; with ``--check``, only check that they are up to date."""
+    check = sys.argv[1:] == ["--check"]
+    stale = []
     for project, (version, pages) in INVENTORIES.items():
         path = HERE / f"{project.lower()}.inv"
-        path.write_bytes(inventory(project, version, pages))
+        content = inventory(project, version, pages)
+        if check:
+            if not path.exists() or path.read_bytes() != content:
+                stale.append(path.name)
+            continue
+        path.write_bytes(content)
         print(f"wrote {path.name}: {sum(map(len, pages.values()))} names")
+    if stale:
+        sys.exit(f"{', '.join(stale)}: out of date; run python docs/_inventories/build.py")
 
 
 if __name__ == "__main__":
