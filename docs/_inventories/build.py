@@ -24,7 +24,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-#: project -> (version, {page: [(role, name), ...]}); anchors are the names themselves.
+#: project -> (version, {page: [(role, name), ...]}); the anchor of each name is the name
+#: itself (``module-NAME`` for a module), as Sphinx writes it.
 INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
     "Python": (
         "3.13",
@@ -66,9 +67,15 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
             "library/ssl.html": [
                 ("module", "ssl"),
                 ("class", "ssl.SSLContext"),
+                ("method", "ssl.SSLContext.load_cert_chain"),
+                ("method", "ssl.SSLContext.load_verify_locations"),
+                ("function", "ssl.create_default_context"),
                 ("exception", "ssl.SSLError"),
             ],
             "library/logging.html": [
+                ("module", "logging"),
+                ("function", "logging.getLogger"),
+                ("class", "logging.Filter"),
                 ("class", "logging.Logger"),
                 ("class", "logging.LoggerAdapter"),
             ],
@@ -153,7 +160,8 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
 def inventory(project: str, version: str, pages: dict[str, list[tuple[str, str]]]) -> bytes:
     """The objects.inv content of ``project``: a text header and zlib-compressed lines."""
     lines = [
-        f"{name} py:{role} 1 {page}#$ -\n"
+        # "$" stands for the name; Sphinx anchors a module at "module-NAME".
+        f"{name} py:{role} 1 {page}#{'module-' if role == 'module' else ''}$ -\n"
         for page, entries in pages.items()
         for role, name in entries
     ]
