@@ -40,10 +40,13 @@ def example(path: str, *args: str) -> Process:
 
 @contextmanager
 def start_server(path: str, *args: str, backend: str) -> Iterator[tuple[Process, str]]:
-    """Run a server example on a free port until the block ends; give it and its URI."""
+    """Run a server example on a free port until the block ends; give it and its URI.
+
+    The URI is the first ``ws://``, ``wss://``, ``http://`` or ``https://`` URL printed.
+    """
     process = example(path, "--backend", backend, "--port", "0", *args)
     try:
-        uri = process.expect(r"(wss?://\S+)").group(1)
+        uri = process.expect(r"((?:ws|wss|http|https)://\S+)").group(1)
         yield process, uri
     finally:
         process.cleanup()
