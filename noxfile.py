@@ -9,6 +9,7 @@ Sessions:
 - ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/`` and on this file.
+- ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
 - ``autobahn``: the Autobahn Testsuite against the anyws server and client, on asyncio
@@ -237,6 +238,30 @@ def typecheck(session: nox.Session) -> None:
     """Type-check anyws and this noxfile with mypy --strict (settings in pyproject.toml)."""
     _install_anyws(session, *_requirements("typecheck"))
     session.run("mypy", *(session.posargs or ["anyws", "noxfile.py"]))
+
+
+@nox.session(python=ONE_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs into docs/_build/html; any warning fails (see docs/README.md).
+
+    Every page is read again (``-E``), so that a warning shows on every run, not only
+    on the run after the change that caused it. Extra arguments go to sphinx-build.
+    """
+    _install_anyws(session, *_requirements("docs"))
+    session.run("python", "docs/_inventories/build.py", "--check")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-E",
+        "-b",
+        "html",
+        *session.posargs,
+        "docs",
+        "docs/_build/html",
+    )
+    session.log(f"built {ROOT / 'docs' / '_build' / 'html' / 'index.html'}")
 
 
 BENCHMARKS = ("core", "e2e")

@@ -198,7 +198,7 @@ class Connection:
 
     @property
     def state(self) -> State:
-        """The state of the connection: CONNECTING, OPEN, CLOSING or CLOSED."""
+        """The state of the connection (CONNECTING, OPEN, CLOSING or CLOSED)."""
         return self.protocol.state
 
     @property

@@ -295,8 +295,8 @@ class serve:  # a context manager used like a function, as in websockets
             return another response.
         server_header: The ``Server`` header; ``None`` sends none.
         open_timeout: Bound on TLS and the opening handshake, per connection.
-        ping_interval, ping_timeout, close_timeout, max_size, max_queue,
-            write_limit: As for `connect`.
+        ping_interval, ping_timeout, close_timeout: As for `connect`.
+        max_size, max_queue, write_limit: As for `connect`.
         ssl: A server-side TLS context, to serve ``wss://``.
         logger: The server's logger; ``anyws.server`` by default.
         create_connection: A factory called like `ServerConnection`.

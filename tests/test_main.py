@@ -36,11 +36,15 @@ def _environment() -> dict[str, str]:
 
 
 class Process:
-    """``python -m anyws ARGS``, with its output read line by line in threads."""
+    """``python -m anyws ARGS``, with its output read line by line in threads.
 
-    def __init__(self, *args: str) -> None:
+    With ``script``, ``python SCRIPT ARGS`` instead (tests/test_docs_examples.py).
+    """
+
+    def __init__(self, *args: str, script: str | None = None) -> None:
+        command = ["-m", "anyws"] if script is None else [script]
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "anyws", *args],
+            [sys.executable, *command, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

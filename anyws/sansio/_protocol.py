@@ -186,7 +186,7 @@ class Protocol:
 
     @property
     def state(self) -> State:
-        """The connection's state: CONNECTING, OPEN, CLOSING or CLOSED."""
+        """The connection's state (CONNECTING, OPEN, CLOSING or CLOSED)."""
         return self._state
 
     @state.setter

@@ -59,7 +59,7 @@ class WebSocketURI:
 
     @property
     def resource_name(self) -> str:
-        """The request target: the path, or ``/``, then ``?`` and the query, if any."""
+        """The request target; the path, or ``/``, then ``?`` and the query, if any."""
         resource_name = self.path or "/"
         if self.query:
             resource_name += "?" + self.query

@@ -313,7 +313,7 @@ class MemoryByteStream(ByteStream):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """No typed attributes: an in-memory stream has no socket, address or TLS session."""
+        """None; an in-memory stream has no socket, address or TLS session."""
         return {}
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
@@ -478,8 +478,10 @@ def memory_stream_pair() -> tuple[MemoryByteStream, MemoryByteStream]:
 
     What one sends, the other receives. `MemoryByteStream.send` never blocks, so one
     task can send and then receive the answer, which is all a simple test needs. This is
-    the in-memory counterpart of a socket pair; the streams' fault controls (`swallow`,
-    `paused`, `trickle`, `delay_eof`, `reset`) simulate a misbehaving network or peer.
+    the in-memory counterpart of a socket pair; the streams' fault controls
+    (`~MemoryByteStream.swallow`, `~MemoryByteStream.paused`, `~MemoryByteStream.trickle`,
+    `~MemoryByteStream.delay_eof`, `~MemoryByteStream.reset`) simulate a misbehaving
+    network or peer.
 
     It may be called outside of an event loop (for instance, in a synchronous fixture).
 
