@@ -118,7 +118,7 @@ class connect:  # a context manager used like a function, as in websockets
             `ssl.SSLError` for TLS.
         ProxyError: The proxy didn't open the tunnel: `InvalidProxyStatus` when an
             HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.
-        TimeoutError: ``open_timeout`` passed.
+        TimeoutError: ``open_timeout`` passed: "timed out during opening handshake".
         InvalidHandshake: The opening handshake failed; `InvalidStatus` when the
             server answered with a status other than 101, or with a redirect
             that can't be followed; `SecurityError` for a redirect from
@@ -286,8 +286,12 @@ class connect:  # a context manager used like a function, as in websockets
     async def _open_with_timeout(self) -> ClientConnection:
         """`_open` bounded by ``open_timeout``, transport errors as `OSError`."""
         try:
-            with anyio.fail_after(self.open_timeout):
+            with anyio.fail_after(self.open_timeout) as scope:
                 return await self._open()
+        except TimeoutError as exc:
+            if scope.cancel_called:  # open_timeout, not a timeout inside (an OSError)
+                raise TimeoutError("timed out during opening handshake") from exc
+            raise
         except TRANSPORT_ERRORS as exc:
             if isinstance(exc, OSError):
                 raise

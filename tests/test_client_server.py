@@ -650,7 +650,7 @@ async def test_open_timeout() -> None:
     with anyio.fail_after(TIMEOUT):
         async with raw_server(silent) as port:
             start = anyio.current_time()
-            with pytest.raises(TimeoutError):
+            with pytest.raises(TimeoutError, match=r"^timed out during opening handshake$"):
                 async with connect(f"ws://127.0.0.1:{port}/", open_timeout=200 * MS):
                     pytest.fail("connected")
             elapsed = anyio.current_time() - start
