@@ -98,7 +98,9 @@ def _traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-async def _measure_server(count: int, compression: str | None, message: bool, backend: str) -> float:
+async def _measure_server(
+    count: int, compression: str | None, message: bool, backend: str
+) -> float:
     tracemalloc.start()
     try:
         async with anyws.serve(_echo, "127.0.0.1", 0, compression=compression) as server:
@@ -109,7 +111,8 @@ async def _measure_server(count: int, compression: str | None, message: bool, ba
                 + (["--message"] if message else [])
                 + ["--backend", backend]
             )
-            assert child.stdout is not None and child.stdin is not None
+            assert child.stdout is not None
+            assert child.stdin is not None
             await anyio.to_thread.run_sync(child.stdout.readline)
             assert len(server.connections) == count
             after = _traced()
@@ -121,11 +124,14 @@ async def _measure_server(count: int, compression: str | None, message: bool, ba
     return (after - before) / count
 
 
-async def _measure_client(count: int, compression: str | None, message: bool, backend: str) -> float:
+async def _measure_client(
+    count: int, compression: str | None, message: bool, backend: str
+) -> float:
     child = _spawn(
         ["server", "--port", "0", "--compression", str(compression).lower(), "--backend", backend]
     )
-    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout is not None
+    assert child.stdin is not None
     port = int(await anyio.to_thread.run_sync(child.stdout.readline))
     tracemalloc.start()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 import anyio
+
 import anyws
 
 
@@ -21,7 +22,6 @@ async def handler(websocket: anyws.ServerConnection) -> None:
         await websocket.send(f"echo: {message}")
 
 
-# start-producer-consumer
 async def producer_consumer(uri: str, count: int = 3) -> list[str]:
     received: list[str] = []
     async with anyws.connect(uri) as websocket:
@@ -41,10 +41,8 @@ async def producer_consumer(uri: str, count: int = 3) -> list[str]:
                 tg.start_soon(produce)
                 tg.start_soon(consume)
     return received
-# end-producer-consumer
 
 
-# start-error-in-body
 async def error_in_body(uri: str) -> tuple[str, int | None]:
     websocket = None
     try:
@@ -53,8 +51,7 @@ async def error_in_body(uri: str) -> tuple[str, int | None]:
     except ValueError as exc:  # a plain ValueError: no ExceptionGroup to unwrap
         assert websocket is not None
         # Leaving the block closed the connection with 1011 (internal error).
-        return str(exc), websocket.protocol.close_sent.code if websocket.protocol.close_sent else None
-# end-error-in-body
+        return str(exc), websocket.close_code
 
 
 async def main() -> None:

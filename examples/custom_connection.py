@@ -14,10 +14,10 @@ import functools
 from typing import Any
 
 import anyio
+
 import anyws
 
 
-# start-classes
 class UserConnection(anyws.ServerConnection):
     """A server connection that knows which room it serves."""
 
@@ -37,7 +37,6 @@ class TracedConnection(anyws.ClientConnection):
     async def send(self, message: Any, *args: Any, **kwargs: Any) -> None:
         self.sent += 1
         await super().send(message, *args, **kwargs)
-# end-classes
 
 
 async def handler(websocket: anyws.ServerConnection) -> None:
@@ -46,7 +45,6 @@ async def handler(websocket: anyws.ServerConnection) -> None:
         await websocket.send(f"[{websocket.room}] {message}")
 
 
-# start-usage
 def serve(port: int = 0) -> anyws.serve:
     factory = functools.partial(UserConnection, room="lobby")
     return anyws.serve(handler, "127.0.0.1", port, create_connection=factory)
@@ -60,7 +58,6 @@ async def client(uri: str) -> str:
         with anyio.fail_after(10):
             reply = await websocket.recv(decode=True)
         return f"{websocket.label}: {reply} (sent {websocket.sent})"
-# end-usage
 
 
 async def main() -> None:

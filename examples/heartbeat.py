@@ -5,7 +5,7 @@ WebSocket stack is alive. When you need to know that the *application* on the ot
 side is alive (or the peer is a browser, whose JavaScript can't send pings), send
 heartbeat messages of your own. Here the server sends ``{"type": "heartbeat"}``
 every ``interval`` seconds and closes with 4000 when an answer doesn't come back
-within ``timeout``.
+within ``answer_within``.
 
 Run it with ``python examples/heartbeat.py`` (add ``--backend trio``).
 """
@@ -16,12 +16,12 @@ import argparse
 import json
 
 import anyio
+
 import anyws
 
 
-# start-server
 async def handler(
-    websocket: anyws.ServerConnection, *, interval: float = 10, timeout: float = 5
+    websocket: anyws.ServerConnection, *, interval: float = 10, answer_within: float = 5
 ) -> None:
     answered = anyio.Event()
 
@@ -34,7 +34,7 @@ async def handler(
                 await websocket.send(json.dumps({"type": "heartbeat"}))
             except anyws.ConnectionClosed:
                 return  # never let an exception escape a task: it would cancel the others
-            with anyio.move_on_after(timeout) as scope:
+            with anyio.move_on_after(answer_within) as scope:
                 await answered.wait()
             if scope.cancelled_caught:
                 await websocket.close(4000, "heartbeat timeout")
@@ -53,7 +53,6 @@ async def handler(
             pass  # closed by send_heartbeats (4000), or the connection was lost
         finally:
             tg.cancel_scope.cancel()  # the connection is over: stop the heartbeats
-# end-server
 
 
 async def client(uri: str, *, beats: int = 2) -> list[str]:
@@ -74,9 +73,9 @@ async def client(uri: str, *, beats: int = 2) -> list[str]:
     return seen
 
 
-async def main(interval: float = 0.5, timeout: float = 0.5) -> None:
+async def main(interval: float = 0.5, answer_within: float = 0.5) -> None:
     async def serve_one(websocket: anyws.ServerConnection) -> None:
-        await handler(websocket, interval=interval, timeout=timeout)
+        await handler(websocket, interval=interval, answer_within=answer_within)
 
     async with anyws.serve(serve_one, "127.0.0.1", 0) as server:
         print(await client(f"ws://127.0.0.1:{server.port}/"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import anyio
+
 import anyws
 
 
@@ -21,7 +22,6 @@ async def handler(websocket: anyws.ServerConnection) -> None:
             await websocket.send("late")
 
 
-# start-client
 async def client(uri: str) -> list[str]:
     events = []
     async with anyws.connect(uri) as websocket:
@@ -43,7 +43,6 @@ async def client(uri: str) -> list[str]:
         with anyio.fail_after(10):
             events.append(await websocket.recv())
     return events
-# end-client
 
 
 async def main() -> None:

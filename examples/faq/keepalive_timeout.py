@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 import anyio
+
 import anyws
 
 

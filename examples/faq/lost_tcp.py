@@ -16,6 +16,7 @@ import struct
 
 import anyio
 import anyio.abc
+
 import anyws
 
 
@@ -35,7 +36,6 @@ async def handler(websocket: anyws.ServerConnection, *, reset: bool = False) -> 
     await drop_tcp(websocket, reset=reset)
 
 
-# start-client
 async def client(uri: str) -> anyws.ConnectionClosed:
     """Print messages until the connection ends; return the exception that ended it."""
     async with anyws.connect(uri) as websocket:
@@ -48,7 +48,6 @@ async def client(uri: str) -> anyws.ConnectionClosed:
             print(f"connection lost: {exc} (cause: {exc.__cause__!r})")
             return exc
     raise AssertionError("the connection closed normally")  # not in this example
-# end-client
 
 
 async def main(reset: bool) -> None:

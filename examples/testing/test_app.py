@@ -22,16 +22,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-# start-pair
 async def test_greets() -> None:
     async with anyws.testing.connection_pair(handler=greeter) as (client, _):
         await client.send("Alice")
         with anyio.fail_after(1):
             assert await client.recv() == "Hello, Alice!"
-# end-pair
 
 
-# start-fixture
 @pytest.fixture
 async def client() -> AsyncIterator[anyws.ClientConnection]:
     # anyio's plugin runs the setup and the teardown of an async generator fixture in
@@ -45,13 +42,11 @@ async def test_greets_twice(client: anyws.ClientConnection) -> None:
         await client.send(name)
         with anyio.fail_after(1):
             assert await client.recv() == f"Hello, {name}!"
-# end-fixture
 
 
 # Known issue: on trio, leaving ``async for message in websocket`` by an exception
 # leaves anyws' internal async generator unfinished, and trio warns when it's collected.
 @pytest.mark.filterwarnings("ignore:Async generator .* was garbage collected:ResourceWarning")
-# start-error
 async def test_empty_name_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
     async with anyws.testing.connection_pair(handler=greeter) as (client, _):
         await client.send("")
@@ -59,10 +54,8 @@ async def test_empty_name_closes_with_1011(caplog: pytest.LogCaptureFixture) -> 
             await client.recv()
     assert str(exc_info.value) == "received 1011 (internal error); then sent 1011 (internal error)"
     assert "connection handler failed" in caplog.text
-# end-error
 
 
-# start-server
 @pytest.fixture
 async def server() -> AsyncIterator[anyws.Server]:
     # Over real TCP: port 0 picks a free port; server.port tells which.
@@ -75,10 +68,8 @@ async def test_over_tcp(server: anyws.Server) -> None:
         await client.send("Carol")
         with anyio.fail_after(1):
             assert await client.recv() == "Hello, Carol!"
-# end-server
 
 
-# start-faults
 async def test_vanished_client_trips_the_keepalive() -> None:
     client_stream, server_stream = anyws.testing.memory_stream_pair()
     server_options = {"ping_interval": 0.05, "ping_timeout": 0.05}
@@ -89,4 +80,3 @@ async def test_vanished_client_trips_the_keepalive() -> None:
         with anyio.fail_after(1), pytest.raises(anyws.ConnectionClosedError) as exc_info:
             await server.recv()
     assert "keepalive ping timeout" in str(exc_info.value)
-# end-faults
