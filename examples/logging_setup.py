@@ -55,7 +55,8 @@ def serve(port: int = 8765, health_port: int = 8081) -> tuple[anyws.serve, anyws
 async def main(port: int, health_port: int) -> None:
     app, health = serve(port, health_port)
     async with app as server, health as health_server:
-        print(f"ws://127.0.0.1:{server.port}/, health checks on {health_server.port}", flush=True)
+        print(f"listening on ws://127.0.0.1:{server.port}/", flush=True)
+        print(f"health checks on http://127.0.0.1:{health_server.port}/healthz", flush=True)
         await server.serve_forever()
 
 

@@ -149,11 +149,19 @@ async def test_concurrency(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_testing_howto_example() -> None:
-    """examples/testing/test_app.py passes, run as a user would run it."""
+    """The tests of "testing/test_app.py" (over "testing/app.py") pass, run as a user would."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTEST_ADDOPTS", None)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/testing"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "examples/testing/test_app.py",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -327,6 +335,7 @@ async def test_chat_relays_between_clients() -> None:
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_chat_runs_with_one_command(backend: str) -> None:
+    """``python -m examples.chat`` ("chat/__main__.py") starts the chat and serves the page."""
     if backend == "trio":
         pytest.importorskip("trio")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
