@@ -16,6 +16,10 @@ import anyws.testing
 from examples.testing.app import greeter
 
 
+# Every async test of this module runs through anyio's pytest plugin.
+pytestmark = pytest.mark.anyio
+
+
 # Run every async test on both backends (anyio's plugin runs them).
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
