@@ -19,7 +19,7 @@ import anyws
 
 async def handler(websocket: anyws.ServerConnection) -> None:
     async for message in websocket:
-        await websocket.send(f"echo: {message}")
+        await websocket.send(f"echo: {message!r}")
 
 
 async def producer_consumer(uri: str, count: int = 3) -> list[str]:

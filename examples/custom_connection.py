@@ -42,7 +42,8 @@ class TracedConnection(anyws.ClientConnection):
 async def handler(websocket: anyws.ServerConnection) -> None:
     assert isinstance(websocket, UserConnection)
     async for message in websocket:
-        await websocket.send(f"[{websocket.room}] {message}")
+        if isinstance(message, str):  # text only
+            await websocket.send(f"[{websocket.room}] {message}")
 
 
 def serve(port: int = 0) -> anyws.serve:

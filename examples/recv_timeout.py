@@ -41,7 +41,7 @@ async def client(uri: str) -> list[str]:
         # The connection is still fine, and the next recv() gets the next message.
         await websocket.send("now, please")
         with anyio.fail_after(10):
-            events.append(await websocket.recv())
+            events.append(await websocket.recv(decode=True))
     return events
 
 

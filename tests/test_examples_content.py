@@ -100,8 +100,9 @@ async def test_faq_keepalive_timeout() -> None:
         results.append(await example.handler(websocket, busy=2.0))
 
     with anyio.fail_after(TIMEOUT):
-        options = {"ping_interval": 0.1, "ping_timeout": 0.1}
-        async with anyws.serve(stuck, "127.0.0.1", 0, **options) as server:
+        async with anyws.serve(
+            stuck, "127.0.0.1", 0, ping_interval=0.1, ping_timeout=0.1
+        ) as server:
             client_sees = await example.client(uri(server))
     timeout = "1011 (internal error) keepalive ping timeout"
     assert client_sees == f"received {timeout}; then sent {timeout}"
@@ -143,7 +144,7 @@ async def test_concurrency(caplog: pytest.LogCaptureFixture) -> None:
         async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
             received = await example.producer_consumer(uri(server))
             result = await example.error_in_body(uri(server))
-    assert received == ["echo: message 0", "echo: message 1", "echo: message 2"]
+    assert received == ["echo: 'message 0'", "echo: 'message 1'", "echo: 'message 2'"]
     assert result == ("bad input", 1011)
 
 

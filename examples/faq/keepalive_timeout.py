@@ -49,8 +49,7 @@ async def main(busy: float = 3.0, ping: float = 1.0) -> None:
     async def stuck(websocket: anyws.ServerConnection) -> None:
         await handler(websocket, busy=busy)
 
-    options = {"ping_interval": ping, "ping_timeout": ping}
-    async with anyws.serve(stuck, "127.0.0.1", 0, **options) as server:
+    async with anyws.serve(stuck, "127.0.0.1", 0, ping_interval=ping, ping_timeout=ping) as server:
         await client(f"ws://127.0.0.1:{server.port}/")
 
 

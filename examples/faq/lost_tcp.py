@@ -41,7 +41,7 @@ async def client(uri: str) -> anyws.ConnectionClosed:
     async with anyws.connect(uri) as websocket:
         try:
             async for message in websocket:
-                print(f"received: {message}")
+                print(f"received: {message!r}")
         except anyws.ConnectionClosedError as exc:
             # The connection was lost (or closed with an error code): log it, then
             # reconnect if your application should.

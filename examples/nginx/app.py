@@ -34,7 +34,8 @@ def client_address(websocket: anyws.ServerConnection) -> str:
 async def handler(websocket: anyws.ServerConnection) -> None:
     address = client_address(websocket)
     async for message in websocket:
-        await websocket.send(f"{address} said: {message}")
+        if isinstance(message, str):  # text only
+            await websocket.send(f"{address} said: {message}")
 
 
 async def main(port: int) -> None:

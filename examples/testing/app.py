@@ -12,6 +12,6 @@ import anyws
 
 async def greeter(websocket: anyws.ServerConnection) -> None:
     async for name in websocket:
-        if not name:
-            raise ValueError("empty name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"expected a name, got {name!r}")
         await websocket.send(f"Hello, {name}!")
