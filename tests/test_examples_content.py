@@ -368,6 +368,45 @@ async def test_nginx_config(tmp_path: Path) -> None:
                 await process.aclose()
 
 
+# How-to: migrating -------------------------------------------------------------------
+
+
+async def test_migrating_from_websockets(anyio_backend_name: str) -> None:
+    example = load("migrating/from_websockets.py")
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(
+            load("migrating/from_trio_websocket.py").anyws_echo, "127.0.0.1", 0
+        ) as server:
+            assert await example.anyws_client(uri(server)) == "hello"
+            if anyio_backend_name == "asyncio":  # websockets.asyncio needs asyncio
+                pytest.importorskip("websockets")
+                assert await example.websockets_client(uri(server)) == "hello"
+
+
+async def test_migrating_from_trio_websocket(anyio_backend_name: str) -> None:
+    example = load("migrating/from_trio_websocket.py")
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            anyws.serve(example.anyws_echo, "127.0.0.1", 0) as server,
+            anyws.connect(uri(server)) as websocket,
+        ):
+            await websocket.send("hello")
+            assert await websocket.recv() == "hello"
+        if anyio_backend_name != "trio":
+            return
+        trio_websocket = pytest.importorskip("trio_websocket")
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            tw_server = await nursery.start(
+                trio_websocket.serve_websocket, example.trio_websocket_echo, "127.0.0.1", 0, None
+            )
+            async with anyws.connect(f"ws://127.0.0.1:{tw_server.port}/") as websocket:
+                await websocket.send("hello")
+                assert await websocket.recv() == "hello"
+            nursery.cancel_scope.cancel()
+
+
 # examples/chat -----------------------------------------------------------------------
 
 
