@@ -153,6 +153,7 @@ async def test_concurrency(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_testing_howto_example() -> None:
     """The tests of "testing/test_app.py" (over "testing/app.py") pass, run as a user would."""
+    pytest.importorskip("trio")  # they run on asyncio and trio
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTEST_ADDOPTS", None)
     result = subprocess.run(
