@@ -132,7 +132,7 @@ class Server:
 
     @property
     def port(self) -> int:
-        """The TCP port of the first TCP listener: handy with ``port=0``.
+        """The TCP port of the first TCP listener, handy with ``port=0``.
 
         Raises:
             RuntimeError: The server has no TCP listener (a Unix socket server).

@@ -16,8 +16,6 @@ from .sansio._uri import WebSocketURI
 
 __all__ = ["unix_connect", "unix_serve"]
 
-PathLike = str | os.PathLike[str]
-
 
 class unix_connect(connect):  # a context manager used like a function, as in websockets
     """Open a WebSocket connection over a Unix socket: ``async with unix_connect(path)``.
@@ -44,7 +42,7 @@ class unix_connect(connect):  # a context manager used like a function, as in we
     `InvalidHandshake` for a failed opening handshake.
     """
 
-    def __init__(self, path: PathLike, uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], uri: str | None = None, **kwargs: Any) -> None:
         if uri is None:
             uri = "ws://localhost/" if kwargs.get("ssl") is None else "wss://localhost/"
         super().__init__(uri, **kwargs)
@@ -91,7 +89,12 @@ class unix_serve(serve):  # a context manager used like a function, as in websoc
     """
 
     def __init__(
-        self, handler: Handler, path: PathLike, *, mode: int | None = None, **kwargs: Any
+        self,
+        handler: Handler,
+        path: str | os.PathLike[str],
+        *,
+        mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         for name in ("host", "port", "reuse_port"):  # TCP only
             if name in kwargs:

@@ -101,6 +101,9 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
             "library/uuid.html": [("class", "uuid.UUID")],
             "library/zlib.html": [("function", "zlib.compressobj")],
             "library/functools.html": [("function", "functools.partial")],
+            "library/os.html": [("class", "os.PathLike")],
+            "library/math.html": [("data", "math.inf")],
+            "library/urllib.request.html": [("function", "urllib.request.getproxies")],
         },
     ),
     "anyio": (
