@@ -36,6 +36,7 @@ in one place, `_translate_transport_errors`.
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import uuid
@@ -53,8 +54,15 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio.streams.tls import TLSStream
 
-from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidState,
+    ProtocolError,
+)
 from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
 from .sansio.extensions import PerMessageDeflate
 
@@ -287,7 +295,7 @@ class Connection:
     @overload
     def recv_streaming(self, decode: Literal[False]) -> AsyncIterator[bytes]: ...
 
-    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
+    def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """Receive the next message fragment by fragment, as frames arrive.
 
         Text fragments are decoded incrementally, so a character split between
@@ -299,57 +307,46 @@ class Connection:
 
         Cancellation while waiting for a fragment loses nothing: the fragments
         not yet yielded are returned by the next `recv_streaming` (or, joined,
-        by `recv`).
+        by `recv`). Leaving the loop early (``break``) is safe too: the rest of
+        the message goes to the next `recv_streaming` or `recv`.
         """
-        import codecs
+        return _FragmentIterator(self, decode)
 
-        decoder: codecs.IncrementalDecoder | None = None
-        while True:
-            # Busy while waiting and taking a frame, not between fragments: a
-            # caller that stops iterating leaves the rest of the message for the
-            # next recv() or recv_streaming().
-            if self._recv_busy:
-                raise ConcurrencyError(
-                    "cannot call recv_streaming while another task is already running "
-                    "recv or recv_streaming"
-                )
-            self._recv_busy = True
-            try:
-                if not self._frames:
-                    await self._wait_for_frames(whole_message=False)
-                else:
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                frame = self._frames.popleft()
-                if frame.opcode is not _CONT:
-                    self._streaming_text = frame.opcode is _TEXT
-                text = self._streaming_text
-                if frame.fin:
-                    self._messages -= 1
-                    self._streaming_text = False
-                    self._message_consumed()
-            finally:
-                self._recv_busy = False
-            if (text and decode is not False) or decode:
-                if decoder is None:
-                    decoder = codecs.getincrementaldecoder("utf-8")()
-                yield decoder.decode(frame.data, frame.fin)
+    async def _next_fragment(self) -> tuple[Frame, bool]:
+        """Take the next frame of the message being received, and whether it's text."""
+        # Busy while waiting and taking a frame, not between fragments: a caller
+        # that stops iterating leaves the rest of the message for the next recv()
+        # or recv_streaming().
+        if self._recv_busy:
+            raise ConcurrencyError(
+                "cannot call recv_streaming while another task is already running "
+                "recv or recv_streaming"
+            )
+        self._recv_busy = True
+        try:
+            if not self._frames:
+                await self._wait_for_frames(whole_message=False)
             else:
-                yield frame.data
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            frame = self._frames.popleft()
+            if frame.opcode is not _CONT:
+                self._streaming_text = frame.opcode is _TEXT
+            text = self._streaming_text
             if frame.fin:
-                return
+                self._messages -= 1
+                self._streaming_text = False
+                self._message_consumed()
+        finally:
+            self._recv_busy = False
+        return frame, text
 
     def __aiter__(self) -> AsyncIterator[Data]:
-        """Iterate on incoming messages; ends on a normal close, raises on an abnormal one."""
-        return self._iterate()
+        """Iterate on incoming messages; ends on a normal close, raises on an abnormal one.
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        from .exceptions import ConnectionClosedOK
-
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosedOK:
-            return
+        Leaving the loop early (``break``, an exception) loses nothing and leaves
+        nothing to clean up: the next message waits for the next `recv`.
+        """
+        return _MessageIterator(self)
 
     async def send(
         self,
@@ -894,6 +891,7 @@ class Connection:
                     finally:
                         self._writing = False
                     self._out_size -= len(data)
+                    del data  # don't hold the last frame while waiting for the next
                     if self._out_size <= self.write_limit:
                         drained = self._drained
                         if drained is not None:
@@ -962,11 +960,17 @@ class Connection:
         """Half-close the transport after the last frame; skipped once it has failed."""
         if self._transport_exc is not None:
             return
+        transport = self.transport
         try:
-            await self.transport.send_eof()
+            if isinstance(transport, TLSStream):
+                # anyio's TLS streams can't half-close (send_eof raises
+                # NotImplementedError, or TypeError once the peer ended the TLS
+                # session): close instead, which sends close_notify.
+                await transport.aclose()
+            else:
+                await transport.send_eof()
         except NotImplementedError:
-            # TLS can't half-close (anyio's TLSStream): close instead.
-            await self.transport.aclose()
+            await transport.aclose()  # another stream that can't half-close
         except RuntimeError as exc:
             # uvloop raises this on a transport that a reset closed.
             raise anyio.BrokenResourceError from exc
@@ -1012,6 +1016,59 @@ class Connection:
                 protocol.receive_eof()
             else:
                 protocol.receive_data(data)
+
+
+class _MessageIterator:
+    """``async for message in connection``: `Connection.recv` until a normal close.
+
+    A class, not an async generator: trio warns about async generators left
+    unfinished (``break`` out of the loop), and this has nothing to finalize.
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __aiter__(self) -> _MessageIterator:
+        return self
+
+    async def __anext__(self) -> Data:
+        try:
+            return await self._connection.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+
+class _FragmentIterator:
+    """`Connection.recv_streaming`: the fragments of one message, decoded if asked."""
+
+    __slots__ = ("_connection", "_decode", "_decoder", "_done")
+
+    def __init__(self, connection: Connection, decode: bool | None) -> None:
+        self._connection = connection
+        self._decode = decode
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._done = False
+
+    def __aiter__(self) -> _FragmentIterator:
+        return self
+
+    async def __anext__(self) -> Data:
+        if self._done:
+            raise StopAsyncIteration
+        frame, text = await self._connection._next_fragment()
+        self._done = frame.fin
+        decode = self._decode
+        if (text and decode is not False) or decode:
+            if self._decoder is None:
+                self._decoder = codecs.getincrementaldecoder("utf-8")()
+            return self._decoder.decode(frame.data, frame.fin)
+        return frame.data
+
+    async def aclose(self) -> None:
+        """Stop iterating; the rest of the message goes to the next receive."""
+        self._done = True
 
 
 class _Running:

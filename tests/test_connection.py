@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -1479,6 +1481,30 @@ async def test_recv_after_abandoning_recv_streaming() -> None:
         await fragments.aclose()
         await client.send("next")
         assert await server.recv() == "next"
+
+
+async def test_leaving_loops_early_leaves_nothing_behind() -> None:
+    """``break`` out of ``async for`` or `recv_streaming`: no message is lost, and
+    nothing is left to finalize (trio warns about unfinished async generators)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with pair() as (client, server):
+            for message in ["one", "two", ["three", "four"], "five"]:
+                await client.send(message)
+            async for message in server:
+                assert message == "one"
+                break
+            async for fragment in server.recv_streaming():
+                assert fragment == "two"
+                break
+            async for fragment in server.recv_streaming():
+                assert fragment == "three"
+                break
+            assert await server.recv() == "four"
+            assert await server.recv() == "five"
+            gc.collect()
+            await anyio.wait_all_tasks_blocked()
+    assert [str(w.message) for w in caught] == []
 
 
 class RecordingStream(anyio.abc.ByteStream):

@@ -212,11 +212,6 @@ async def test_tls_own_certificates(certificates: dict[str, str]) -> None:
     assert reply == "hello over TLS"
 
 
-@pytest.mark.xfail(
-    reason="anyws bug: closing a wss:// client logs 'unexpected error in writer task' "
-    "(TypeError from anyio's TLSStream.send_eof once the peer ended the TLS session)",
-    strict=True,
-)
 async def test_tls_close_logs_no_error(
     certificates: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -48,9 +48,6 @@ async def test_greets_twice(client: anyws.ClientConnection) -> None:
             assert await client.recv() == f"Hello, {name}!"
 
 
-# Known issue: on trio, leaving ``async for message in websocket`` by an exception
-# leaves anyws' internal async generator unfinished, and trio warns when it's collected.
-@pytest.mark.filterwarnings("ignore:Async generator .* was garbage collected:ResourceWarning")
 async def test_empty_name_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
     async with anyws.testing.connection_pair(handler=greeter) as (client, _):
         await client.send("")
