@@ -46,12 +46,9 @@ async def relay(websocket: anyws.ServerConnection) -> None:
     async for message in websocket:
         if not isinstance(message, str) or len(message) > MAX_MESSAGE:
             continue  # the page sends short text messages only
-        # anyws.broadcast(server.connections, message) does this once it lands.
-        for connection in list(server.connections):
-            try:
-                await connection.send(message)
-            except anyws.ConnectionClosed:
-                pass  # that client just left; its own handler cleans up
+        # Framed once, the same bytes queued for every client, without waiting: a
+        # client that stops reading is closed (1013) rather than hold up the others.
+        anyws.broadcast(server.connections, message)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> anyws.serve:
