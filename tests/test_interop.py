@@ -142,7 +142,14 @@ class Peer:
             self.idle.wait_for(lambda: self.running == 0, timeout=PEER_TIMEOUT)
 
     def only(self) -> Seen:
-        """What the handler of the one connection saw."""
+        """What the handler of the one connection saw (once it has returned).
+
+        websockets' sync server may start the handler's thread after the client's
+        handshake, and (before 17.0) its shutdown() doesn't wait for handlers: so
+        wait here for a handler to have returned, rather than trust the shutdown.
+        """
+        with self.idle:
+            self.idle.wait_for(lambda: self.seen and self.running == 0, timeout=PEER_TIMEOUT)
         assert len(self.seen) == 1, self.seen
         return self.seen[0]
 
@@ -233,6 +240,8 @@ def async_handler(peer: Peer) -> Callable[[Any], Any]:
 
     async def handler(ws: Any) -> None:
         seen = Seen(ws.subprotocol)
+        with peer.idle:
+            peer.running += 1
         try:
             while True:
                 try:
