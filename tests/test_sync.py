@@ -22,7 +22,13 @@ import anyio.from_thread
 import pytest
 
 import anyws
-from anyws import ConcurrencyError, ConnectionClosedError, ConnectionClosedOK, State
+from anyws import (
+    ConcurrencyError,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    State,
+)
 from anyws.sync import ClientConnection, Server, ServerConnection, connect, serve
 from tests.conftest import BACKENDS, MS
 
@@ -72,6 +78,13 @@ def until(portal: anyio.from_thread.BlockingPortal, predicate: Callable[[], bool
         portal.call(anyio.wait_all_tasks_blocked)
 
 
+def backend_source(backend: dict[str, Any]) -> str:
+    """``backend`` as Python source, for a script run in a subprocess."""
+    if "loop_factory" in backend["backend_options"]:  # uvloop, in another spelling
+        return repr({"backend": "asyncio", "backend_options": {"use_uvloop": True}})
+    return repr(backend)
+
+
 def portal_threads() -> list[str]:
     """The event loop threads of anyws.sync that are alive."""
     return [thread.name for thread in threading.enumerate() if thread.name.startswith("anyws sync")]
@@ -103,7 +116,7 @@ def test_echo(backend: dict[str, Any]) -> None:
             ws.send(b"as text", text=True)
             assert ws.recv(TIMEOUT) == "as text"
             ws.send(["caf", "\xe9"])
-            assert "".join(ws.recv_streaming()) == "caf\xe9"
+            assert [*ws.recv_streaming()] == ["caf\xe9"]  # echo sends messages whole
             assert ws.request is not None
             assert ws.request.path == "/"
             assert ws.response is not None
@@ -378,6 +391,65 @@ def test_connect_refused_leaves_no_thread(backend: dict[str, Any]) -> None:
     assert portal_threads() == []
 
 
+def test_connect_rejected_raises_invalid_status(backend: dict[str, Any]) -> None:
+    def process_request(
+        connection: anyws.ServerConnection, request: anyws.Request
+    ) -> anyws.Response:
+        return connection.respond(403, "Go away.\n")
+
+    with (
+        serve(echo, "127.0.0.1", 0, process_request=process_request, **backend) as server,
+        pytest.raises(InvalidStatus) as excinfo,
+    ):
+        connect(uri(server), **backend)
+    assert str(excinfo.value) == "server rejected WebSocket connection: HTTP 403"
+    assert excinfo.value.response.body == b"Go away.\n"
+    assert portal_threads() == []
+
+
+def test_interrupted_recv_loses_nothing(backend: dict[str, Any]) -> None:
+    """Ctrl-C in recv() cancels the call: the connection stays usable, no message is lost."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, threading, time
+        import anyio
+        from anyws.sync import connect, serve
+
+        def echo(ws):
+            for message in ws:
+                ws.send(message)
+
+        backend = {backend_source(backend)}
+        with serve(echo, "127.0.0.1", 0, **backend) as server:
+            with connect(f"ws://127.0.0.1:{{server.port}}/", **backend) as ws:
+
+                def interrupt():
+                    deadline = time.monotonic() + 10
+                    while not ws.async_connection._recv_busy:
+                        assert time.monotonic() < deadline
+                        ws.portal.call(anyio.wait_all_tasks_blocked)
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+                threading.Thread(target=interrupt, daemon=True).start()
+                try:
+                    ws.recv()
+                except KeyboardInterrupt:
+                    print("interrupted")
+                ws.send("after")
+                print(ws.recv(10))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.stdout == "interrupted\nafter\n", result.stderr
+    assert result.returncode == 0, result.stderr
+
+
 # Ping --------------------------------------------------------------------------------
 
 
@@ -596,10 +668,7 @@ def test_shutdown_from_a_handler_raises(backend: dict[str, Any]) -> None:
 
 
 def test_interpreter_exit_does_not_hang(backend: dict[str, Any]) -> None:
-    if "loop_factory" in backend["backend_options"]:  # uvloop, in another spelling
-        source = repr({"backend": "asyncio", "backend_options": {"use_uvloop": True}})
-    else:
-        source = repr(backend)
+    source = backend_source(backend)
     script = textwrap.dedent(
         f"""
         import threading

@@ -80,8 +80,10 @@ class ClientConnection(Connection):
             self._exited = True
         try:
             self._context.__exit__(exc_type, exc, traceback)
-        finally:
-            self._loop.stop()
+        except BaseException:
+            self._loop.stop(cancel=True)
+            raise
+        self._loop.stop()
 
 
 def connect(
@@ -122,6 +124,7 @@ def connect(
         context = loop.portal.wrap_async_context_manager(context_manager)
         connection = context.__enter__()
     except BaseException:
-        loop.stop()
+        # Interrupted, the opening handshake may still run: cancel it.
+        loop.stop(cancel=True)
         raise
     return ClientConnection(loop, connection, context)

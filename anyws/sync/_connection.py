@@ -83,15 +83,54 @@ class EventLoopThread:
                 (see `stopped`).
         """
         self.check_thread(name)
-        result: T = self.portal.call(func, *args)
+        # Interrupted (KeyboardInterrupt), the call is cancelled rather than left
+        # running: a cancelled async recv() loses no message, and the next call
+        # doesn't find the connection busy. The interruption may come before the
+        # task starts, or while it runs: `abandoned` and `scopes` cover both.
+        scopes: list[anyio.CancelScope] = []
+        finished = threading.Event()
+        abandoned = False
+
+        async def run() -> T:
+            try:
+                with anyio.CancelScope() as scope:
+                    scopes.append(scope)
+                    if abandoned:
+                        scope.cancel()
+                    return await func(*args)
+                raise RuntimeError(f"{name}() was interrupted")
+            finally:
+                finished.set()
+
+        try:
+            result: T = self.portal.start_task_soon(run).result()
+        except BaseException:
+            abandoned = True
+            if scopes and not finished.is_set():
+                try:
+                    self.portal.call(scopes[0].cancel)
+                except RuntimeError:  # pragma: no cover - the loop stopped: it cancelled
+                    pass
+                finished.wait()
+            raise
         return result
 
-    def stop(self) -> None:
-        """Stop the loop once every task in the portal ended, and join its thread. Idempotent."""
+    def stop(self, *, cancel: bool = False) -> None:
+        """Stop the loop and join its thread. Idempotent.
+
+        Args:
+            cancel: Cancel the tasks still running in the portal; otherwise wait
+                for them to end.
+        """
         with self._stop_lock:
             if self.stopped:
                 return
             self.stopped = True
+        if cancel:
+            try:
+                self.portal.call(self.portal.stop, True)
+            except RuntimeError:  # pragma: no cover - stopped already
+                pass
         self._portal_cm.__exit__(None, None, None)
 
 

@@ -150,8 +150,13 @@ class Server:
         try:
             self.portal.call(self._aclose, close_connections, code, reason)
             self._context.__exit__(None, None, None)
-        finally:
+        except BaseException:
+            # Interrupted (Ctrl-C while handlers finish): cancel what is left.
+            self._loop.stop(cancel=True)
+            raise
+        else:
             self._loop.stop()
+        finally:
             self._closed.set()
         self.logger.info("server closed")
 
@@ -260,6 +265,6 @@ def serve(
         server.async_server = context.__enter__()
         server._context = context
     except BaseException:
-        loop.stop()
+        loop.stop(cancel=True)
         raise
     return server
