@@ -9,12 +9,14 @@ which the event loop threads of `anyws.sync.connect` and `anyws.sync.serve` get 
 from __future__ import annotations
 
 import logging
+import runpy
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -37,6 +39,8 @@ from tests.conftest import BACKENDS, MS
 TIMEOUT = 10_000 * MS
 
 SERVER_LOGGER = "anyws.server"
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 @pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
@@ -696,3 +700,14 @@ def test_interpreter_exit_does_not_hang(backend: dict[str, Any]) -> None:
     )
     assert result.stdout == "exiting without closing anything\n", result.stderr
     assert result.returncode == 0, result.stderr
+
+
+# Examples ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [name for name in ("asyncio", "trio") if name in BACKENDS])
+def test_example_sync_echo(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    example = runpy.run_path(str(EXAMPLES / "sync_echo.py"))
+    example["main"](name)
+    assert capsys.readouterr().out == "Hello, world!\nTimeoutError: timed out in 0.1s\n"
+    assert portal_threads() == []
