@@ -105,6 +105,7 @@ def test_echo(backend: dict[str, Any]) -> None:
         with connect(uri(server), **backend) as ws:
             assert isinstance(ws, ClientConnection)
             assert ws.state is State.OPEN
+            assert ws.wait_closed(0) is False
             ws.send("hello")
             assert ws.recv(TIMEOUT) == "hello"
             ws.send(b"\x00\xff")
