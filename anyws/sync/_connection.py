@@ -173,7 +173,7 @@ class Connection:
 
     @property
     def state(self) -> State:
-        """The state of the connection: CONNECTING, OPEN, CLOSING or CLOSED."""
+        """State of the connection, one of CONNECTING, OPEN, CLOSING and CLOSED."""
         return self.async_connection.state
 
     @property

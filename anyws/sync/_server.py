@@ -76,7 +76,7 @@ class Server:
 
     @property
     def connections(self) -> set[ServerConnection]:
-        """The open connections: their handshake succeeded and they aren't closing."""
+        """Open connections, whose handshake succeeded and which aren't closing."""
         with self._lock:
             connections = list(self._connections.values())
         return {connection for connection in connections if connection.state is State.OPEN}
@@ -96,7 +96,7 @@ class Server:
 
     @property
     def port(self) -> int:
-        """The port of the first listener: handy with ``port=0``."""
+        """Port of the first listener, handy with ``port=0``."""
         return self.async_server.port
 
     def fileno(self) -> int:
@@ -119,7 +119,7 @@ class Server:
         """Stop accepting connections, close the open ones, and stop the event loop.
 
         Each handler that still runs gets ``close_timeout`` to return; a thread
-        blocked in `~ServerConnection.recv` wakes up with
+        blocked in `~Connection.recv` wakes up with
         `~anyws.exceptions.ConnectionClosedOK`. Handlers still running after that
         are abandoned: their daemon threads never hold up interpreter exit, and
         their calls on the connection raise `~anyws.exceptions.ConnectionClosed`.
