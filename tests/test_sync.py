@@ -29,6 +29,7 @@ from anyws import (
     ConnectionClosedError,
     ConnectionClosedOK,
     InvalidStatus,
+    ProtocolError,
     State,
 )
 from anyws.sync import ClientConnection, Server, ServerConnection, connect, serve
@@ -544,6 +545,19 @@ def test_shutdown_with_code_and_reason(backend: dict[str, Any]) -> None:
         assert str(excinfo.value) == (
             "received 1012 (service restart) restart; then sent 1012 (service restart) restart"
         )
+
+
+def test_shutdown_with_an_invalid_code_raises_and_keeps_serving(backend: dict[str, Any]) -> None:
+    with serve(echo, "127.0.0.1", 0, **backend) as server:
+        with pytest.raises(ProtocolError) as excinfo:
+            server.shutdown(code=1005)
+        assert str(excinfo.value) == "invalid status code: 1005"
+        with pytest.raises(ProtocolError) as excinfo:
+            server.shutdown(reason="x" * 124)
+        assert str(excinfo.value) == "close reason too long"
+        with connect(uri(server), **backend) as ws:
+            ws.send("still serving")
+            assert ws.recv(TIMEOUT) == "still serving"
 
 
 def test_shutdown_abandons_a_stuck_handler(backend: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ from .._server import (
     ServerConnection as AsyncServerConnection,
     serve as async_serve,
 )
-from ..sansio import State
+from ..exceptions import ProtocolError
+from ..sansio import Close, State
+from ..sansio._frames import is_valid_close_code
 from ._connection import Connection, EventLoopThread
 
 
@@ -132,10 +134,18 @@ class Server:
             code, reason: The close frame sent to open connections.
 
         Raises:
+            ProtocolError: ``code`` may not be sent, or ``reason`` is too long;
+                nothing happened.
             RuntimeError: Called from a handler of this server (it would wait for
                 itself) or from the event loop thread.
         """
         self._loop.check_thread("shutdown")
+        if close_connections:
+            # Check before anything happens, rather than fail in every close().
+            if not is_valid_close_code(code):
+                raise ProtocolError(f"invalid status code: {code}")
+            if len(Close(code, reason).serialize()) > 125:
+                raise ProtocolError("close reason too long")
         if getattr(_handler_thread, "server", None) is self:
             raise RuntimeError(
                 "cannot call shutdown() from a connection handler of this server: "
