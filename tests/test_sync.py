@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import runpy
+import signal
 import subprocess
 import sys
 import textwrap
@@ -681,6 +682,52 @@ def test_shutdown_from_a_handler_raises(backend: dict[str, Any]) -> None:
         "cannot call shutdown() from a connection handler of this server: "
         "it waits for every handler to return, this one included"
     ]
+
+
+def test_ctrl_c_stops_serve_forever(backend: dict[str, Any]) -> None:
+    script = textwrap.dedent(
+        f"""
+        import faulthandler, signal
+        from anyws.sync import connect, serve
+
+        # A shell may start the test run with SIGINT ignored, and children inherit that.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        faulthandler.dump_traceback_later({2 * TIMEOUT}, exit=True)  # shows a hang
+
+        def echo(ws):
+            for message in ws:
+                ws.send(message)
+
+        backend = {backend_source(backend)}
+        try:
+            with serve(echo, "127.0.0.1", 0, **backend) as server:
+                client = connect(f"ws://127.0.0.1:{{server.port}}/", **backend)
+                print("serving", flush=True)
+                server.serve_forever()
+        except KeyboardInterrupt:
+            try:
+                client.recv(10)
+            except Exception as exc:
+                print(type(exc).__name__, exc)
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "serving\n"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=3 * TIMEOUT)
+    finally:
+        process.kill()
+    assert stdout == (
+        "ConnectionClosedOK received 1001 (going away); then sent 1001 (going away)\n"
+    ), stderr
+    assert process.returncode == 0, stderr
 
 
 # Interpreter exit ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ Three rules keep this from hanging:
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -59,12 +60,32 @@ class EventLoopThread:
     """
 
     def __init__(self, backend: str, backend_options: dict[str, Any] | None, *, name: str) -> None:
-        self._portal_cm = anyio.from_thread.start_blocking_portal(
-            backend, backend_options, name=name
-        )
+        # What anyio.from_thread.start_blocking_portal() does, minus its generator:
+        # left suspended in an unclosed connection, it would be finalized at
+        # interpreter exit and wait there for a daemon thread that no longer runs.
+        started: concurrent.futures.Future[anyio.from_thread.BlockingPortal]
+        started = concurrent.futures.Future()
+
+        async def run_portal() -> None:
+            _block_signals()
+            async with anyio.from_thread.BlockingPortal() as portal:
+                started.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def run_loop() -> None:
+            try:
+                anyio.run(run_portal, backend=backend, backend_options=backend_options)
+            except BaseException as exc:  # the backend is missing, for example
+                if not started.done():
+                    started.set_exception(exc)
+                else:  # pragma: no cover - run_portal never raises once started
+                    raise
+
+        self._thread = threading.Thread(target=run_loop, name=name, daemon=True)
+        self._thread.start()
         #: The portal of the event loop.
-        self.portal = self._portal_cm.__enter__()
-        self.thread_id: int = self.portal.call(threading.get_ident)
+        self.portal = started.result()
+        self.thread_id = self._thread.ident
         # Calls go through from_thread.run with this token rather than through the
         # portal: one round trip between threads instead of two.
         self._token = self.portal.call(anyio.lowlevel.current_token)
@@ -131,12 +152,11 @@ class EventLoopThread:
             if self.stopped:
                 return
             self.stopped = True
-        if cancel:
-            try:
-                self.portal.call(self.portal.stop, True)
-            except RuntimeError:  # pragma: no cover - stopped already
-                pass
-        self._portal_cm.__exit__(None, None, None)
+        try:
+            self.portal.call(self.portal.stop, cancel)
+        except RuntimeError:  # pragma: no cover - the loop ended on its own
+            pass
+        self._thread.join()
 
 
 class Connection:
@@ -472,6 +492,22 @@ class Connection:
                     raise
         loop.check_thread(name)
         raise self.async_connection._closed_exc()
+
+
+#: Signals that the event loop thread, and the threads it starts, leave to the others.
+_BLOCKED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _block_signals() -> None:
+    """Block Ctrl-C and SIGTERM in this thread, so that the process gets them elsewhere.
+
+    A process-wide signal interrupts the wait of the thread that receives it; were it
+    this one, a main thread blocked in `~anyws.sync.Server.serve_forever` or
+    `~Connection.recv` would not see its KeyboardInterrupt until it wakes up. Threads
+    started from here (handlers, workers) inherit the mask.
+    """
+    if hasattr(signal, "pthread_sigmask"):  # not on Windows
+        signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_SIGNALS)
 
 
 def _ended_with_loop(exc: BaseException) -> bool:
