@@ -27,6 +27,9 @@ __all__ = ["Server", "ServerConnection", "serve"]
 
 Handler: TypeAlias = Callable[["ServerConnection"], None]
 
+#: Seconds between checks for a pending KeyboardInterrupt in `Server.serve_forever`.
+_SIGNAL_CHECK_INTERVAL = 1.0
+
 #: Which server's handler, if any, the current thread runs.
 _handler_thread = threading.local()
 
@@ -115,7 +118,10 @@ class Server:
         (Ctrl-C) stops the wait; leaving the ``with`` block then shuts down.
         """
         self._loop.check_thread("serve_forever")
-        self._closed.wait()
+        # Wake up now and then: a Ctrl-C that lands just before the thread blocks
+        # is only handled when it wakes up (a race in CPython's lock waits).
+        while not self._closed.wait(_SIGNAL_CHECK_INTERVAL):
+            pass
 
     def shutdown(self, close_connections: bool = True, code: int = 1001, reason: str = "") -> None:
         """Stop accepting connections, close the open ones, and stop the event loop.
