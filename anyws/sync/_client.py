@@ -116,7 +116,7 @@ def connect(
         TimeoutError: ``open_timeout`` passed.
         InvalidHandshake: The opening handshake failed; `InvalidStatus` when the
             server answered with a status other than 101.
-        RuntimeError: The backend isn't available.
+        LookupError, ImportError: The backend doesn't exist, or isn't installed.
     """
     context_manager = async_connect(uri, **connect_kwargs)
     loop = EventLoopThread(backend, backend_options, name=f"anyws sync client {uri}")

@@ -268,7 +268,7 @@ def serve(
 
     Raises:
         OSError: The address is in use, for example.
-        RuntimeError: The backend isn't available.
+        LookupError, ImportError: The backend doesn't exist, or isn't installed.
     """
     loop = EventLoopThread(backend, backend_options, name="anyws sync server")
     try:
