@@ -36,14 +36,6 @@ _SHUTTING_DOWN = InvalidHandshake("server is shutting down")
 
 _ACCEPT_CAPACITY_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
-Handler: TypeAlias = Callable[["ServerConnection"], Awaitable[None]]
-ProcessRequest: TypeAlias = Callable[
-    ["ServerConnection", Request], "Response | Awaitable[Response | None] | None"
-]
-ProcessResponse: TypeAlias = Callable[
-    ["ServerConnection", Request, Response], "Response | Awaitable[Response | None] | None"
-]
-
 
 class ServerConnection(Connection):
     """A server connection, as passed to the handler of `serve`.
@@ -88,6 +80,15 @@ class ServerConnection(Connection):
     def respond(self, status: int | http.HTTPStatus, text: str) -> Response:
         """Build a plain text HTTP response, to return from ``process_request``."""
         return self.protocol.reject(status, text)
+
+
+Handler: TypeAlias = Callable[[ServerConnection], Awaitable[None]]
+ProcessRequest: TypeAlias = Callable[
+    [ServerConnection, Request], Response | Awaitable[Response | None] | None
+]
+ProcessResponse: TypeAlias = Callable[
+    [ServerConnection, Request, Response], Response | Awaitable[Response | None] | None
+]
 
 
 class Server:
@@ -203,11 +204,7 @@ class Server:
         self, close_connections: bool, code: int, reason: str, grace: float | None
     ) -> int:
         if close_connections:
-            # Check before anything happens, rather than fail in every close().
-            if not is_valid_close_code(code):
-                raise ProtocolError(f"invalid status code: {code}")
-            if len(Close(code, reason).serialize()) > 125:
-                raise ProtocolError("close reason too long")
+            check_close_frame(code, reason)
         if self._shutting_down:
             await self._closed.wait()
             return self._cancelled
@@ -678,6 +675,18 @@ class serve:  # a context manager used like a function, as in websockets
                 peer,
             )
         return None
+
+
+def check_close_frame(code: int, reason: str) -> None:
+    """Check that a shutdown may send ``code`` and ``reason``, before anything happens.
+
+    Raises:
+        ProtocolError: ``code`` may not be sent, or ``reason`` is too long.
+    """
+    if not is_valid_close_code(code):
+        raise ProtocolError(f"invalid status code: {code}")
+    if len(Close(code, reason).serialize()) > 125:
+        raise ProtocolError("close reason too long")
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -140,6 +140,26 @@ def test_echo(backend: dict[str, Any]) -> None:
     assert portal_threads() == []
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_threads_leave_the_signal_mask_alone(backend: dict[str, Any]) -> None:
+    # Threads inherit their creator's signal mask, and so do subprocesses: a handler
+    # thread (or a worker the loop started) with SIGTERM blocked would spawn
+    # children that ignore SIGTERM.
+    masks: list[set[signal.Signals]] = []
+
+    def handler(ws: ServerConnection) -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        echo(ws)
+
+    with (
+        serve(handler, "127.0.0.1", 0, **backend) as server,
+        connect(uri(server), **backend) as ws,
+    ):
+        ws.send("hello")
+        assert ws.recv(TIMEOUT) == "hello"
+    assert masks == [set()]
+
+
 def test_iteration_ends_on_normal_close(backend: dict[str, Any]) -> None:
     def handler(ws: ServerConnection) -> None:
         ws.send("one")

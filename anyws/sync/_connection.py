@@ -24,7 +24,6 @@ Three rules keep this from hanging:
 from __future__ import annotations
 
 import concurrent.futures
-import signal
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -67,7 +66,6 @@ class EventLoopThread:
         started = concurrent.futures.Future()
 
         async def run_portal() -> None:
-            _block_signals()
             async with anyio.from_thread.BlockingPortal() as portal:
                 started.set_result(portal)
                 await portal.sleep_until_stopped()
@@ -492,22 +490,6 @@ class Connection:
                     raise
         loop.check_thread(name)
         raise self.async_connection._closed_exc()
-
-
-#: Signals that the event loop thread, and the threads it starts, leave to the others.
-_BLOCKED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _block_signals() -> None:
-    """Block Ctrl-C and SIGTERM in this thread, so that the process gets them elsewhere.
-
-    A process-wide signal interrupts the wait of the thread that receives it; were it
-    this one, a main thread blocked in `~anyws.sync.Server.serve_forever` or
-    `~Connection.recv` would not see its KeyboardInterrupt until it wakes up. Threads
-    started from here (handlers, workers) inherit the mask.
-    """
-    if hasattr(signal, "pthread_sigmask"):  # not on Windows
-        signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_SIGNALS)
 
 
 def _ended_with_loop(exc: BaseException) -> bool:

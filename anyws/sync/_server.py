@@ -15,17 +15,15 @@ import anyio.abc
 from .._server import (
     Server as AsyncServer,
     ServerConnection as AsyncServerConnection,
+    check_close_frame,
     serve as async_serve,
 )
-from ..exceptions import ProtocolError
-from ..sansio import Close, State
-from ..sansio._frames import is_valid_close_code
+from ..sansio import State
 from ._connection import Connection, EventLoopThread
 
 
 __all__ = ["Server", "ServerConnection", "serve"]
 
-Handler: TypeAlias = Callable[["ServerConnection"], None]
 
 #: Seconds between checks for a pending KeyboardInterrupt in `Server.serve_forever`.
 _SIGNAL_CHECK_INTERVAL = 1.0
@@ -50,6 +48,10 @@ class ServerConnection(Connection):
         super().__init__(loop, connection)
         #: The server that accepted this connection.
         self.server = server
+
+
+#: A connection handler for `serve`: a function run in a thread of its own.
+Handler: TypeAlias = Callable[[ServerConnection], None]
 
 
 class Server:
@@ -147,11 +149,7 @@ class Server:
         """
         self._loop.check_thread("shutdown")
         if close_connections:
-            # Check before anything happens, rather than fail in every close().
-            if not is_valid_close_code(code):
-                raise ProtocolError(f"invalid status code: {code}")
-            if len(Close(code, reason).serialize()) > 125:
-                raise ProtocolError("close reason too long")
+            check_close_frame(code, reason)  # before anything happens
         if getattr(_handler_thread, "server", None) is self:
             raise RuntimeError(
                 "cannot call shutdown() from a connection handler of this server: "
@@ -162,8 +160,7 @@ class Server:
         if shutting_down:
             self._closed.wait()
             return
-        self.logger.info("server closing")
-        try:
+        try:  # the async server logs "server closing" and "server closed"
             self.portal.call(self._aclose, close_connections, code, reason)
             self._context.__exit__(None, None, None)
         except BaseException:
@@ -174,15 +171,9 @@ class Server:
             self._loop.stop()
         finally:
             self._closed.set()
-        self.logger.info("server closed")
 
     async def _aclose(self, close_connections: bool, code: int, reason: str) -> None:
-        server = self.async_server
-        if close_connections and (code, reason) != (1001, ""):
-            async with anyio.create_task_group() as task_group:
-                for connection in list(server.connections):
-                    task_group.start_soon(connection.close, code, reason)
-        await server.close(close_connections)
+        await self.async_server.close(close_connections, code, reason)
 
     def __enter__(self) -> Server:
         return self

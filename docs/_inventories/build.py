@@ -102,6 +102,8 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
             "library/zlib.html": [("function", "zlib.compressobj")],
             "library/functools.html": [("function", "functools.partial")],
             "library/os.html": [("class", "os.PathLike")],
+            "library/threading.html": [("class", "threading.Event")],
+            "library/socket.html": [("class", "socket.socket")],
             "library/math.html": [("data", "math.inf")],
             "library/urllib.request.html": [("function", "urllib.request.getproxies")],
         },
