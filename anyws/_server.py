@@ -22,7 +22,6 @@ from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
 from .sansio._handshake import SERVER
 from .sansio._protocol import LoggerLike
-from .sansio._server import SelectSubprotocol
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
 
@@ -83,6 +82,7 @@ class ServerConnection(Connection):
 
 
 Handler: TypeAlias = Callable[[ServerConnection], Awaitable[None]]
+SelectSubprotocol: TypeAlias = Callable[[ServerConnection, Sequence[str]], str | None]
 ProcessRequest: TypeAlias = Callable[
     [ServerConnection, Request], Response | Awaitable[Response | None] | None
 ]
@@ -280,7 +280,9 @@ class serve:  # a context manager used like a function, as in websockets
             requests without one); other origins get 403.
         extensions: Extension factories, in order of preference.
         subprotocols: Subprotocols, in order of preference.
-        select_subprotocol: Chooses among the client's subprotocols instead.
+        select_subprotocol: Chooses among the client's subprotocols instead:
+            called with the connection and the offers (as in websockets),
+            returns one of them or ``None``.
         compression: ``"deflate"`` (the default) accepts permessage-deflate
             (RFC 7692) with settings that favour memory (12-bit windows, memLevel
             5: about 49 KiB per connection) unless ``extensions`` configures it
@@ -588,13 +590,15 @@ class serve:  # a context manager used like a function, as in websockets
             origins=self.origins,
             extensions=self.extensions,
             subprotocols=self.subprotocols,
-            select_subprotocol=self.select_subprotocol,
             max_size=self.max_size,
             logger=self.logger,
         )
         connection = self.create_connection(
             stream, protocol, server=self.server, **self.connection_options
         )
+        select = self.select_subprotocol
+        if select is not None:
+            protocol.select_subprotocol = lambda _, offered: select(connection, offered)
         if peer is None:
             peer = _format_peer(stream)
         request = await connection._receive_handshake_message()

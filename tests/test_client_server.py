@@ -508,7 +508,10 @@ async def test_subprotocol_negotiation() -> None:
 async def test_select_subprotocol() -> None:
     offers: list[list[str]] = []
 
-    def select_subprotocol(offered: Any) -> str | None:
+    def select_subprotocol(connection: ServerConnection, offered: Any) -> str | None:
+        # websockets' signature: the connection first, with the request on it.
+        assert connection.request is not None
+        assert connection.request.headers["Sec-WebSocket-Protocol"] == "a, b"
         offers.append(list(offered))
         return offered[-1] if offered else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http
 from collections.abc import Callable, Sequence
 
@@ -30,8 +31,9 @@ from .extensions import Extension, ServerExtensionFactory
 
 __all__ = ["ServerProtocol"]
 
-#: Chooses a subprotocol among those the client offered; ``None`` for none.
-SelectSubprotocol = Callable[[Sequence[str]], "str | None"]
+#: Chooses a subprotocol among those the client offered; ``None`` for none. Called
+#: with the protocol and the offers, as in websockets' sans-I/O ``ServerProtocol``.
+SelectSubprotocol = Callable[["ServerProtocol", Sequence[str]], "str | None"]
 
 
 class ServerProtocol(Protocol):
@@ -46,8 +48,9 @@ class ServerProtocol(Protocol):
             request without one. ``None`` (the default) accepts any origin.
         extensions: Extensions to accept, in order of preference.
         subprotocols: Subprotocols to accept, in order of preference.
-        select_subprotocol: Overrides the choice of subprotocol: called with the
-            client's offers, returns one of them or ``None``.
+        select_subprotocol: Overrides the choice of subprotocol: called with this
+            protocol and the client's offers (as in websockets), returns one of
+            them or ``None``.
         state: `State.CONNECTING` (the default) runs the handshake.
         max_size: As for `Protocol`.
         logger: As for `Protocol`.
@@ -95,8 +98,11 @@ class ServerProtocol(Protocol):
             key = process_request(request)
             check_origin(request, self.origins)
             extensions_header, extensions = negotiate_extensions(request, self.available_extensions)
+            select = self.select_subprotocol
             subprotocol = negotiate_subprotocol(
-                request, self.available_subprotocols, self.select_subprotocol
+                request,
+                self.available_subprotocols,
+                None if select is None else functools.partial(select, self),
             )
         except InvalidHandshake as exc:
             # 403 for a bad origin, 426 for a bad upgrade or version, 400 otherwise.

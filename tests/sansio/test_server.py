@@ -388,7 +388,8 @@ class TestSubprotocols:
     def test_select_subprotocol_override(self) -> None:
         calls: list[list[str]] = []
 
-        def select(offered: Sequence[str]) -> str | None:
+        def select(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+            assert protocol.request is request  # websockets' signature: protocol first
             calls.append(list(offered))
             return offered[-1]
 
@@ -400,7 +401,7 @@ class TestSubprotocols:
         assert response.headers.get_all("Sec-WebSocket-Protocol") == ["v3"]
 
     def test_select_subprotocol_none(self) -> None:
-        protocol = ServerProtocol(subprotocols=["chat"], select_subprotocol=lambda offered: None)
+        protocol = ServerProtocol(subprotocols=["chat"], select_subprotocol=lambda _, offered: None)
         request = received(protocol, request_bytes({"Sec-WebSocket-Protocol": "chat"}))
         response = protocol.accept(request)
         assert response.status_code == 101
@@ -410,7 +411,7 @@ class TestSubprotocols:
     def test_select_subprotocol_called_without_offers(self) -> None:
         calls: list[list[str]] = []
 
-        def select(offered: Sequence[str]) -> str | None:
+        def select(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
             calls.append(list(offered))
             return None
 
@@ -419,7 +420,7 @@ class TestSubprotocols:
         assert calls == [[]]
 
     def test_select_subprotocol_unoffered_refuses(self) -> None:
-        protocol = ServerProtocol(select_subprotocol=lambda offered: "other")
+        protocol = ServerProtocol(select_subprotocol=lambda _, offered: "other")
         request = received(protocol, request_bytes({"Sec-WebSocket-Protocol": "chat"}))
         response = protocol.accept(request)
         message = "selected subprotocol wasn't offered: other"
@@ -432,7 +433,7 @@ class TestSubprotocols:
         assert_refused(protocol, response)
 
     def test_select_subprotocol_raising_negotiation_error_refuses(self) -> None:
-        def select(offered: Sequence[str]) -> str | None:
+        def select(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
             raise NegotiationError("no acceptable subprotocol")
 
         protocol = ServerProtocol(select_subprotocol=select)
