@@ -11,14 +11,17 @@ any other way.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import anyws
@@ -111,7 +114,7 @@ async def test_broadcast_drops_a_slow_client() -> None:
             (connection,) = server.connections
             while connection.close_code is None:  # the client reads nothing meanwhile
                 example.send_update([connection], "x" * 64 * 1024)
-                await anyio.sleep(0)  # let the writer task run
+                await anyio.lowlevel.checkpoint()  # let the writer task run
             await connection.wait_closed()
             with pytest.raises(anyws.ConnectionClosedError) as exc_info:
                 await connection.send("too late")
@@ -390,17 +393,36 @@ async def test_trustme_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.skipif(sys.platform == "win32", reason="no Unix sockets on Windows")
 async def test_unix_sockets(tmp_path: Path) -> None:
     example = load("howto/unix_sockets.py")
-    path = str(tmp_path / "ws.sock")
-    with anyio.fail_after(TIMEOUT):
+    path = tmp_path / "ws.sock"
+    with anyio.fail_after(TIMEOUT), listening() as bound:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(example.main, path)
-            # Until the server listens (binding and chmod run in a worker thread, which
-            # wait_all_tasks_blocked() doesn't wait for).
-            while not os.path.exists(path) or os.stat(path).st_mode & 0o777 != 0o660:
-                await anyio.sleep(0.01)
-            assert await example.clients(path) == ["/: hello", "/room/1: hello"]
+            tg.start_soon(example.main, str(path))
+            await bound.wait()
+            assert path.stat().st_mode & 0o777 == 0o660
+            assert await example.clients(str(path)) == ["/: hello", "/room/1: hello"]
             tg.cancel_scope.cancel()
-    assert not os.path.exists(path)  # removed when the server closed
+    assert not path.exists()  # removed when the server closed
+
+
+@contextlib.contextmanager
+def listening() -> Iterator[anyio.Event]:
+    """An event set when a server logs that it listens (once it bound its sockets)."""
+    event = anyio.Event()
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("server listening on "):
+                event.set()
+
+    logger = logging.getLogger("anyws.server")
+    handler, level = Handler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield event
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # docs/topics/concurrency.md --------------------------------------------------------------

@@ -27,17 +27,16 @@ async def main(port: int = 8765) -> None:
     async with anyws.serve(handler, "localhost", port, process_request=auth) as server:
         print(f"listening on ws://localhost:{server.port}/", flush=True)
         await server.serve_forever()
-
-
-# [/server]
+        # [/server]
 
 
 async def client(uri: str) -> anyws.Data:
     # [client]
     token = base64.b64encode(b"alice:s3cr3t").decode()
     async with anyws.connect(uri, additional_headers={"Authorization": f"Basic {token}"}) as ws:
-        # [/client]
-        return await ws.recv()
+        greeting = await ws.recv()  # "hello alice"
+    # [/client]
+    return greeting
 
 
 # [combined]
@@ -47,9 +46,7 @@ async def process_request(
     if request.path == "/healthz":  # no credentials needed
         return connection.respond(http.HTTPStatus.OK, "OK\n")
     return await auth(connection, request)
-
-
-# [/combined]
+    # [/combined]
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ import anyws
 async def handler(connection: anyws.ServerConnection) -> None:
     async for message in connection:
         anyws.broadcast(connection.server.connections, message)
-
-
-# [/relay]
+        # [/relay]
 
 
 async def send_in_a_loop(server: anyws.Server, message: str) -> None:

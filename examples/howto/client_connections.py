@@ -8,5 +8,6 @@ import anyws
 async def feed(host: str = "example.com") -> anyws.Data:
     # [basic-auth]
     async with anyws.connect(f"wss://alice:s%40cret@{host}/feed") as websocket:
-        # [/basic-auth]
-        return await websocket.recv()
+        message = await websocket.recv()
+    # [/basic-auth]
+    return message

@@ -8,14 +8,16 @@ import anyws
 async def direct(port: int = 8765) -> anyws.Data:
     # [direct]
     async with anyws.connect(f"ws://localhost:{port}/", proxy=None) as ws:
-        # [/direct]
         await ws.send("hello")
-        return await ws.recv()
+        reply = await ws.recv()
+    # [/direct]
+    return reply
 
 
 async def through(uri: str, proxy: str = "proxy.example:3128") -> anyws.Data:
     # [proxy]
     async with anyws.connect(uri, proxy=f"http://user:secret@{proxy}") as ws:
-        # [/proxy]
         await ws.send("hello")
-        return await ws.recv()
+        reply = await ws.recv()
+    # [/proxy]
+    return reply

@@ -12,10 +12,11 @@ async def first_message(uri: str) -> anyws.Data:
     # [aclosing]
     async with contextlib.aclosing(anyws.reconnect(uri)) as attempts:
         async for attempt in attempts:
-            # [/aclosing]
             async with attempt as websocket:
-                return await websocket.recv()
-    raise AssertionError("reconnect() never stops by itself")
+                message = await websocket.recv()
+            break  # leaving the block closes the iterator
+    # [/aclosing]
+    return message
 
 
 # [process-exception]

@@ -25,9 +25,7 @@ async def main(port: int = 8765) -> None:
     async with anyws.route(handlers, "localhost", port) as server:
         print(f"listening on ws://localhost:{server.port}/", flush=True)
         await server.serve_forever()
-
-
-# [/route]
+        # [/route]
 
 
 # [public]
@@ -42,20 +40,16 @@ async def process_request(
     return await auth(connection, request)
 
 
-# [/public]
-
-
 async def public(connection: anyws.ServerConnection) -> None:
     await connection.send("no password needed here")
 
 
 def serve(port: int = 8765) -> anyws.serve:
     """The routes above, and ``/public``, behind `process_request`."""
-    # [public-serve]
     return anyws.route(
         {**handlers, "/public": public}, "localhost", port, process_request=process_request
     )
-    # [/public-serve]
+    # [/public]
 
 
 if __name__ == "__main__":

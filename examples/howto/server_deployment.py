@@ -31,9 +31,7 @@ async def main(port: int = 8765) -> None:
 class NoHealthChecks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "for /healthz from" not in record.getMessage()
-
-
-# [/filter]
+        # [/filter]
 
 
 def quiet_health_checks() -> None:

@@ -29,9 +29,7 @@ def main(port: int = 8765, backend: str = "asyncio") -> None:
     with serve(handler, "localhost", port, backend=backend) as server:
         print(f"listening on ws://localhost:{server.port}/", flush=True)
         server.serve_forever()
-
-
-# [/server]
+        # [/server]
 
 
 if __name__ == "__main__":

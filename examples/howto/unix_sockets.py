@@ -23,11 +23,10 @@ async def clients(path: str = "/run/chat/ws.sock") -> list[anyws.Data]:
     # [connect]
     async with anyws.unix_connect(path) as ws:
         await ws.send("hello")
-        # [/connect]
-        replies.append(await ws.recv())
-    # [connect-uri]
+        replies.append(await ws.recv())  # "/: hello"
+
     async with anyws.unix_connect(path, "ws://chat.example/room/1") as ws:
-        # [/connect-uri]
         await ws.send("hello")
-        replies.append(await ws.recv())
+        replies.append(await ws.recv())  # "/room/1: hello"
+    # [/connect]
     return replies

@@ -10,7 +10,6 @@ import time
 
 import anyio
 import pytest
-
 import trio.testing
 
 import anyws
