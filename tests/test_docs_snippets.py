@@ -15,10 +15,12 @@ import contextlib
 import logging
 import os
 import re
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -29,6 +31,10 @@ import anyws.sync
 from tests.test_docs_examples import backend, start_server
 from tests.test_examples_content import ROOT, TIMEOUT, http_get, load, uri
 from tests.test_proxy import http_proxy
+
+
+if TYPE_CHECKING:
+    import trustme
 
 
 __all__ = ["backend"]  # a fixture, imported to be used here
@@ -125,11 +131,14 @@ async def test_broadcast_drops_a_slow_client() -> None:
 
 
 async def test_credentials_in_the_uri(
-    ca: object, server_ssl_context: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ca: trustme.CA,
+    server_ssl_context: ssl.SSLContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     example = load("howto/client_connections.py")
     # The example's wss:// uses the default SSL context: make it trust the tests' CA.
-    ca.cert_pem.write_to_path(tmp_path / "ca.pem")  # type: ignore[attr-defined]
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     headers = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -18,7 +19,7 @@ async def room(connection: anyws.ServerConnection, room: str) -> None:
     await connection.send(f"welcome to {room}")
 
 
-handlers = {"/": lobby, "/rooms/{room}": room}
+handlers: dict[str, Callable[..., Awaitable[None]]] = {"/": lobby, "/rooms/{room}": room}
 
 
 async def main(port: int = 8765) -> None:

@@ -8,6 +8,7 @@ import anyws
 async def handler(connection: anyws.ServerConnection) -> None:
     assert connection.request is not None
     async for message in connection:
+        assert isinstance(message, str)  # text only
         await connection.send(f"{connection.request.path}: {message}")
 
 
