@@ -27,10 +27,8 @@ def anyio_backend() -> tuple[str, dict[str, object]]:
 async def test_keepalive_with_the_default_settings() -> None:
     start = time.monotonic()
     client_stream, server_stream = anyws.testing.memory_stream_pair()
-    async with anyws.testing.connection_pair(streams=(client_stream, server_stream)) as (
-        _,
-        server,
-    ):
+    pair = anyws.testing.connection_pair(streams=(client_stream, server_stream))
+    async with pair as (_, server):
         client_stream.swallow = True  # the client's bytes (its pongs) get lost
         with anyio.fail_after(60), pytest.raises(anyws.ConnectionClosedError) as exc_info:
             await server.recv()
