@@ -18,6 +18,7 @@ import re
 import ssl
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -459,3 +460,28 @@ async def test_no_context_takeover() -> None:
             assert websocket.response.headers["Sec-WebSocket-Extensions"] == (
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
             )
+
+
+# docs/faq.md: the quoted tracebacks ---------------------------------------------------------
+
+#: A frame of anyws in a traceback: file, function, and the line of code under it.
+ANYWS_FRAME = re.compile(r'File "[^"\n]*?/(anyws/\S+\.py)", line \d+, in (\w+)\n +(\S[^\n]*)')
+
+
+async def test_faq_tracebacks_are_real() -> None:
+    """The anyws frames that the FAQ quotes are in the traceback users get today.
+
+    Line numbers aside: they move with every change of the file.
+    """
+    example = load("faq/lost_tcp.py")
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
+            exc = await example.client(uri(server))
+    real = set(ANYWS_FRAME.findall("".join(traceback.format_exception(exc))))
+    # The tracebacks of a lost connection: those that end with ConnectionClosedError.
+    faq = (ROOT / "docs" / "faq.md").read_text()
+    blocks = re.findall(r"^```text\n(.*?)^```$", faq, re.S | re.M)
+    closed = [b for b in blocks if "\nanyws.exceptions.ConnectionClosedError: " in b]
+    quoted = {frame for block in closed for frame in ANYWS_FRAME.findall(block)}
+    assert quoted, "no anyws frame quoted in docs/faq.md"
+    assert quoted <= real, f"frames quoted in docs/faq.md that aren't real: {quoted - real}"
