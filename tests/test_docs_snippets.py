@@ -15,10 +15,12 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
 import traceback
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,9 +161,16 @@ async def test_credentials_in_the_uri(
 
 async def test_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     example = load("howto/proxies.py")
+    # A proxy in the environment that refuses connections (a socket bound but not
+    # listening): proxy=None doesn't use it.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("ws_proxy", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        await no_proxy(example)
+
+
+async def no_proxy(example: types.ModuleType) -> None:
     echo = load("logging_setup.py").echo
-    # A proxy in the environment that nothing listens on: proxy=None doesn't use it.
-    monkeypatch.setenv("ws_proxy", "http://127.0.0.1:9")
     with anyio.fail_after(TIMEOUT):
         async with anyws.serve(echo, "localhost", 0) as server:
             assert await example.direct(server.port) == "hello"
@@ -267,8 +276,6 @@ def test_routing_program(backend: str) -> None:
 
 def ipv6() -> bool:
     """Whether ::1 can be bound here."""
-    import socket
-
     try:
         with socket.socket(socket.AF_INET6) as sock:
             sock.bind(("::1", 0))
@@ -290,21 +297,21 @@ async def test_several_listeners(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_reuse_port(caplog: pytest.LogCaptureFixture) -> None:
     example = load("howto/server_deployment.py")
     caplog.set_level(logging.INFO, "anyws.server")
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(TIMEOUT), listening(2) as both_bound:
         # Another process's server, bound first; the example's binds the same port.
         async with (
             anyws.serve(example.handler, "0.0.0.0", 0, reuse_port=True) as other,
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(example.main, other.port)
-            await anyio.wait_all_tasks_blocked()
+            await both_bound.wait()
             for _ in range(4):  # the kernel spreads these between both servers
                 async with anyws.connect(uri(other)) as websocket:
                     assert await websocket.recv() == "hello from 127.0.0.1"
             tg.cancel_scope.cancel()
             port = other.port
-    listening = [r.getMessage() for r in caplog.records if "listening" in r.getMessage()]
-    assert listening == [f"server listening on 0.0.0.0:{port}"] * 2
+    bound = [r.getMessage() for r in caplog.records if "listening" in r.getMessage()]
+    assert bound == [f"server listening on 0.0.0.0:{port}"] * 2
 
 
 async def test_quiet_health_checks(caplog: pytest.LogCaptureFixture) -> None:
@@ -415,14 +422,17 @@ async def test_unix_sockets(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def listening() -> Iterator[anyio.Event]:
-    """An event set when a server logs that it listens (once it bound its sockets)."""
+def listening(count: int = 1) -> Iterator[anyio.Event]:
+    """An event set once servers logged ``count`` times that they listen (once bound)."""
     event = anyio.Event()
+    seen = []
 
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.getMessage().startswith("server listening on "):
-                event.set()
+                seen.append(record)
+                if len(seen) >= count:
+                    event.set()
 
     logger = logging.getLogger("anyws.server")
     handler, level = Handler(), logger.level
