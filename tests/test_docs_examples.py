@@ -7,8 +7,10 @@ example takes ``--backend`` and ``--port`` (0 here) and prints the ``ws://`` URI
 listens on; a client example takes ``--backend`` and the URI.
 
 `test_every_example_is_run` fails when an example file is named by no test, so that no
-example can rot unseen. Tests for other examples (in this file or another one) use
-`start_server` and `run_example`.
+example can rot unseen, and `test_docs_show_no_inline_python` when a page shows Python
+other than by including an example file. Tests for other examples (in this file or
+another one) use `start_server` and `run_example`. `test_readme_code` runs README.md's
+program.
 """
 
 from __future__ import annotations
