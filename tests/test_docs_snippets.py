@@ -294,6 +294,7 @@ async def test_several_listeners(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"[('127.0.0.1', {port}), ('::1', {port})]\n"
 
 
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 async def test_reuse_port(caplog: pytest.LogCaptureFixture) -> None:
     example = load("howto/server_deployment.py")
     caplog.set_level(logging.INFO, "anyws.server")
