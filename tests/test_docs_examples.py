@@ -7,14 +7,18 @@ example takes ``--backend`` and ``--port`` (0 here) and prints the ``ws://`` URI
 listens on; a client example takes ``--backend`` and the URI.
 
 `test_every_example_is_run` fails when an example file is named by no test, so that no
-example can rot unseen. Tests for other examples (in this file or another one) use
-`start_server` and `run_example`.
+example can rot unseen, and `test_docs_show_no_inline_python` when a page shows Python
+other than by including an example file. Tests for other examples (in this file or
+another one) use `start_server` and `run_example`. `test_readme_code` runs README.md's
+program.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +103,97 @@ def test_every_example_is_run() -> None:
     assert examples, "no examples found"
     missing = [path for path in examples if f'"{path}"' not in tests]
     assert not missing, f"examples that no test runs: {missing}"
+
+
+# No untested code in the docs -------------------------------------------------------------
+
+#: A fenced code block of Python: ```python, ```py, ```python3, ```pycon, or a MyST
+#: ```{code-block} python / ```{code} python / ```{sourcecode} python (also with ~~~ or
+#: more backticks, indented in a list item, and as the reStructuredText directive).
+PYTHON_FENCE = re.compile(
+    r"^[ \t>]*(?:(?:`{3,}|~{3,})[ \t]*(?:\{(?:code-block|code|sourcecode)\}[ \t]*)?"
+    r"|\.\.[ \t]+(?:code-block|code|sourcecode)::[ \t]*)"
+    r"(?:python3?|py|pycon|ipython3?)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+#: The argument of a ``{literalinclude}`` directive.
+LITERALINCLUDE = re.compile(r"^[ \t>]*(?:`{3,}|~{3,})\{literalinclude\}[ \t]+(\S+)", re.MULTILINE)
+
+
+def test_python_fence_pattern() -> None:
+    """The guard below recognises every way of writing a Python block, and only those."""
+    blocks = [
+        "```python\n",
+        "```py\n",
+        "  ```python3\n",
+        "~~~pycon\n",
+        "````{code-block} python\n",
+        "```{code} py\n",
+        ".. code-block:: python\n",
+    ]
+    assert [bool(PYTHON_FENCE.search(block)) for block in blocks] == [True] * len(blocks)
+    others = ["```sh\n", "```console\n", "```{literalinclude} ../examples/x.py\n", "```pyproject\n"]
+    assert [bool(PYTHON_FENCE.search(block)) for block in others] == [False] * len(others)
+
+
+def test_docs_show_no_inline_python() -> None:
+    """No page under docs/ shows Python except by including an example file.
+
+    Code copied into a page can't be run by a test and rots; a file under examples/ is run
+    (`test_every_example_is_run`). Put the code in a file there and include it with
+    ```` ```{literalinclude} ../examples/FILE.py ```` ````, with ``:pyobject:`` or
+    ``:start-after:``/``:end-before:`` to show a part.
+    """
+    pages = sorted((ROOT / "docs").rglob("*.md"))
+    assert pages, "no docs pages found"
+    inline = [
+        f"{page.relative_to(ROOT)}:{page.read_text()[: match.start()].count(chr(10)) + 1}"
+        for page in pages
+        for match in PYTHON_FENCE.finditer(page.read_text())
+    ]
+    assert not inline, f"Python blocks that aren't literalinclude: {inline}"
+
+
+def test_docs_include_examples_that_exist() -> None:
+    """Every ``.py`` file a page includes is under examples/, where tests run it."""
+    included = [
+        (page, (page.parent / target).resolve())
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        for target in LITERALINCLUDE.findall(page.read_text())
+    ]
+    assert included, "no literalinclude found"
+    wrong = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page, target in included
+        if target.suffix == ".py" and not (target.is_file() and target.is_relative_to(EXAMPLES))
+    ]
+    assert not wrong, f"included Python that isn't an example file: {wrong}"
+
+
+# README.md --------------------------------------------------------------------------------
+
+
+def readme_code() -> str:
+    """The Python block of README.md ("In code"), which has to stay one."""
+    blocks = re.findall(r"^```python\n(.*?)^```$", (ROOT / "README.md").read_text(), re.S | re.M)
+    assert len(blocks) == 1, f"README.md has {len(blocks)} Python blocks; this test runs one"
+    return str(blocks[0])
+
+
+def test_readme_code(backend: str, tmp_path: Path) -> None:
+    """README's program runs as shown, on asyncio, and on trio with its last line swapped."""
+    code = readme_code()
+    if backend == "trio":
+        asyncio_run = 'anyio.run(main)  # asyncio\n# anyio.run(main, backend="trio")'
+        assert asyncio_run in code, "README's last lines changed: update this test"
+        code = code.replace(asyncio_run, 'anyio.run(main, backend="trio")')
+    script = tmp_path / "readme.py"
+    script.write_text(code)
+    process = Process(script=str(script))
+    try:
+        process.close_stdin()
+        assert process.wait() == 0, process.output()
+        assert "".join(process.stdout) == "hello\n"
+    finally:
+        process.cleanup()
