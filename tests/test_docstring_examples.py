@@ -62,12 +62,24 @@ NOT_PYTHON = {
 
 
 def literal_blocks(docstring: str) -> Iterator[str]:
-    """The dedented literal blocks of a reStructuredText docstring (``::`` paragraphs)."""
+    """The dedented code blocks of a reStructuredText docstring.
+
+    Those are the literal blocks after a paragraph ending in ``::`` or a directive
+    (``.. code-block:: python``), and doctest blocks (``>>>``), which no test runs
+    here: they fail the guard like any block that isn't an example.
+    """
     lines = docstring.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
         i += 1
+        if line.lstrip().startswith(">>>"):  # a doctest block, which nothing here runs
+            block = [line]
+            while i < len(lines) and lines[i].strip():
+                block.append(lines[i])
+                i += 1
+            yield textwrap.dedent("\n".join(block))
+            continue
         if not line.rstrip().endswith("::") and not re.match(r"\s*\.\. \w[\w-]*::", line):
             continue
         indent = len(line) - len(line.lstrip())
@@ -144,8 +156,11 @@ def test_docstring_blocks_are_examples() -> None:
 
 def test_the_guard_finds_blocks() -> None:
     """The extraction finds what the API reference renders as code, and only that."""
-    docstring = "Intro::\n\n    a = 1\n\n    b = 2\n\nText.\n\n.. code-block:: python\n\n    c\n"
-    assert list(literal_blocks(docstring)) == ["a = 1\n\nb = 2", "c"]
+    docstring = (
+        "Intro::\n\n    a = 1\n\n    b = 2\n\nText.\n\n.. code-block:: python\n\n    c\n\n"
+        ">>> d\n1\n\nText: not code.\n"
+    )
+    assert list(literal_blocks(docstring)) == ["a = 1\n\nb = 2", "c", ">>> d\n1"]
     assert len(list(docstring_blocks())) == len(regions()) + len(NOT_PYTHON)
 
 
