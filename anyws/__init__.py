@@ -2,9 +2,10 @@
 
 One code base serves trio and asyncio (uvloop included)::
 
-    async with anyws.connect("ws://localhost:8765") as websocket:
-        await websocket.send("hello")
-        print(await websocket.recv())
+    async def hello(uri: str) -> None:
+        async with anyws.connect(uri) as websocket:
+            await websocket.send("hello")
+            print(await websocket.recv())
 """
 
 from __future__ import annotations

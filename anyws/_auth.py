@@ -56,13 +56,11 @@ def basic_auth(
 
     ::
 
-        async with anyws.serve(
-            handler, "localhost", 8765,
-            process_request=anyws.basic_auth(
-                realm="my server", credentials=("alice", "s3cr3t")
-            ),
-        ):
-            ...
+        async def main(port: int = 8765) -> None:
+            auth = anyws.basic_auth(realm="my server", credentials=("alice", "s3cr3t"))
+            async with anyws.serve(handler, "localhost", port, process_request=auth) as server:
+                print(f"listening on ws://localhost:{server.port}/")
+                await server.serve_forever()
 
     When the request carries valid credentials, the returned coroutine function
     sets `ServerConnection.username` and returns ``None``: the handshake goes
@@ -75,7 +73,10 @@ def basic_auth(
 
         auth = anyws.basic_auth(realm="my server", credentials=("alice", "s3cr3t"))
 
-        async def process_request(connection, request):
+
+        async def process_request(
+            connection: anyws.ServerConnection, request: anyws.Request
+        ) -> anyws.Response | None:
             if request.path == "/healthz":
                 return connection.respond(200, "OK\\n")
             return await auth(connection, request)

@@ -167,7 +167,7 @@ class reconnect:  # used like a function, as connect is
             try:
                 async with attempt as websocket:
                     async for message in websocket:
-                        ...
+                        print(message)
             except anyws.ConnectionClosed:
                 continue
 

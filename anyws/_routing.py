@@ -147,13 +147,22 @@ def route(
 
     ::
 
-        async def chat(connection): ...
-        async def room(connection, room): ...
+        async def chat(connection: anyws.ServerConnection) -> None:
+            await connection.send("welcome to the chat")
 
-        async with anyws.route(
-            {"/chat": chat, "/rooms/{room}": room}, "localhost", 8765
-        ) as server:
-            await server.serve_forever()
+
+        async def room(connection: anyws.ServerConnection, room: str) -> None:
+            await connection.send(f"welcome to {room}")
+
+
+        async def main(port: int = 8765) -> None:
+            async with anyws.route(
+                {"/chat": chat, "/rooms/{room}": room},
+                "localhost",
+                port,
+            ) as server:
+                print(f"listening on ws://localhost:{server.port}/")
+                await server.serve_forever()
 
     `route` takes the same arguments as `serve`, with a mapping of paths to
     handlers instead of one handler, and returns the same context manager.

@@ -83,7 +83,7 @@ class Headers:
     Build it from a mapping, from another `Headers` or from an iterable of
     ``(name, value)`` pairs, and from keyword arguments::
 
-        Headers({"Host": "example.com"}, Upgrade="websocket")
+        headers = Headers({"Host": "example.com"}, Upgrade="websocket")
 
     Unlike a `dict`:
 

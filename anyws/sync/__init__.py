@@ -3,11 +3,10 @@
 Each client connection, and each server, runs its own event loop in a daemon
 thread; the objects given here block the calling thread instead of awaiting::
 
-    from anyws.sync import connect
-
-    with connect("ws://localhost:8765") as websocket:
-        websocket.send("hello")
-        print(websocket.recv(timeout=10))
+    def hello(uri: str) -> None:
+        with anyws.sync.connect(uri) as websocket:
+            websocket.send("hello")
+            print(websocket.recv(timeout=10))
 
 Messages, exceptions and close codes are those of the async API.
 """

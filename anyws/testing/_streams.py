@@ -221,7 +221,9 @@ class MemoryByteStream(ByteStream):
             client, server = memory_stream_pair()
             client.paused = True  # the server stops reading
             await client.send(b"hello")
-            ...  # the server's receive() waits
+            with anyio.move_on_after(0.1) as scope:
+                await server.receive()
+            assert scope.cancelled_caught  # the receive() waited
             client.paused = False
             assert await server.receive() == b"hello"
         """
@@ -278,8 +280,12 @@ class MemoryByteStream(ByteStream):
             await client.send(b"bye")
             await client.send_eof()
             assert await server.receive() == b"bye"
-            ...  # the server's next receive() waits
-            client.delay_eof = False  # and now raises anyio.EndOfStream
+            with anyio.move_on_after(0.1) as scope:
+                await server.receive()
+            assert scope.cancelled_caught  # the receive() waited for the EOF
+            client.delay_eof = False
+            with pytest.raises(anyio.EndOfStream):
+                await server.receive()
         """
         return self._outgoing.delay_eof
 
