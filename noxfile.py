@@ -8,7 +8,7 @@ Sessions:
 - ``tests_no_speedups``: the suite with ``ANYWS_NO_SPEEDUPS=1`` (pure-Python masking).
 - ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
 - ``lint``: ``ruff check`` and ``ruff format --check``.
-- ``typecheck``: ``mypy --strict`` on ``anyws/`` and on this file.
+- ``typecheck``: ``mypy --strict`` on ``anyws/``, ``examples/`` and this file.
 - ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
@@ -235,9 +235,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=ONE_PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """Type-check anyws and this noxfile with mypy --strict (settings in pyproject.toml)."""
+    """Type-check anyws, the examples and this noxfile with mypy --strict.
+
+    Settings are in pyproject.toml. The examples are checked as users would write
+    them: they are what the docs show.
+    """
     _install_anyws(session, *_requirements("typecheck"))
-    session.run("mypy", *(session.posargs or ["anyws", "noxfile.py"]))
+    if session.posargs:
+        session.run("mypy", *session.posargs)
+        return
+    session.run("mypy", "anyws", "noxfile.py")
+    session.run("mypy", "--explicit-package-bases", "examples")
 
 
 @nox.session(python=ONE_PYTHON)

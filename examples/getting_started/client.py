@@ -18,7 +18,7 @@ async def main(uri: str) -> None:
         await websocket.send("Hello, world!")
         with anyio.fail_after(10):  # timeouts are yours to set
             reply = await websocket.recv()
-        print(f"received: {reply}")
+        print("received:", reply)
     # Leaving the block closed the connection (code 1000) and stopped its tasks.
 
 
