@@ -215,7 +215,7 @@ def tests_no_speedups(session: nox.Session) -> None:
 @nox.session(python=ONE_PYTHON)
 def tests_asyncio_only(session: nox.Session) -> None:
     """Run the test suite without trio: what needs trio must skip, the rest must pass."""
-    _install_anyws(session, *_requirements("test", without=("trio",)))
+    _install_anyws(session, *_requirements("test", without=("trio", "trio-websocket")))
     session.run(
         "python",
         "-c",
