@@ -38,6 +38,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._asyncio import adopt
 from ._tls import start_tls
 from .exceptions import (
     InvalidHandshake,
@@ -198,7 +199,8 @@ async def open_tcp_stream(
     if proxy is True:
         proxy = get_proxy(uri)
     if proxy is None:
-        return await anyio.connect_tcp(uri.host, uri.port)
+        # On asyncio, anyws' own transport (see _asyncio.py): nothing was read yet.
+        return await adopt(await anyio.connect_tcp(uri.host, uri.port))
     parsed = parse_proxy(proxy)
     if parsed.scheme != "https" and proxy_ssl is not None:
         article = "an" if parsed.scheme == "http" else "a"

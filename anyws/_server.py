@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ._asyncio import accept_function
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
@@ -484,7 +485,8 @@ class serve:  # a context manager used like a function, as in websockets
     async def _accept(
         self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup
     ) -> None:
-        accept = listener.accept  # type: ignore[attr-defined]
+        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
+        accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
         while True:
             try:
                 stream = await accept()

@@ -1,0 +1,386 @@
+"""anyws' own asyncio transport, behind anyio's `~anyio.abc.ByteStream` interface.
+
+Why: on asyncio, anyio's socket stream (an `asyncio.Protocol`) costs a WebSocket
+connection more per message than the WebSocket work does. Each waiting
+``receive()`` switches reading on and off (two ``epoll_ctl`` system calls on the
+default loop), every read lands in a fresh 256 KiB `bytes` (an mmap/munmap for a
+64-byte message), and every ``send()`` yields to the event loop once more after
+writing. `AsyncioStream` runs on an `asyncio.BufferedProtocol` instead:
+
+- reading stays on while less than `HIGH_WATER` bytes wait to be received, so the
+  kernel's flow control takes over only when the receiver stops receiving;
+- the socket is read into one buffer per event loop (the loop reads one socket at
+  a time), and the bytes read are copied out once;
+- ``receive()`` returns at once when bytes are waiting, and ``send()`` returns at
+  once when the kernel took everything, as with a plain socket.
+
+The semantics are anyio's: a ``receive()`` cancelled while waiting loses nothing
+(the bytes wait for the next call); ``send()`` returns once the transport's buffer
+is empty, so that ``aclose()``, which aborts the connection as anyio's does, never
+drops bytes a ``send()`` returned for; errors are `anyio.EndOfStream`,
+`anyio.BrokenResourceError` (from the `OSError`) and `anyio.ClosedResourceError`.
+It works on any asyncio event loop that supports buffered protocols, uvloop
+included. Only public asyncio and anyio interfaces are used.
+
+`connect` and `serve` choose it by themselves on asyncio, for TCP: `adopt` moves a
+freshly connected anyio stream onto it, `accept` accepts from an anyio listener's
+socket. Any other anyio stream still works as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+from weakref import WeakKeyDictionary
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+from anyio.abc import SocketAttribute
+
+
+__all__ = ["AsyncioStream", "accept_function", "adopt", "running_loop"]
+
+#: Bytes read per system call, into the event loop's buffer.
+READ_SIZE = 2**18
+
+#: Reading stops while this many bytes wait to be received, and resumes below it.
+HIGH_WATER = 2**18
+
+_buffers: WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = WeakKeyDictionary()
+
+
+def _read_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
+    """The buffer that ``loop``'s transports read into, one at a time."""
+    buffer = _buffers.get(loop)
+    if buffer is None:
+        buffer = _buffers[loop] = memoryview(bytearray(READ_SIZE))
+    return buffer
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio event loop running the current task, or ``None`` (trio, say).
+
+    A trio guest run inside asyncio runs its tasks outside asyncio's, hence the
+    check of the current task.
+    """
+    try:
+        if asyncio.current_task() is None:
+            return None
+    except RuntimeError:  # no asyncio event loop in this thread
+        return None
+    return asyncio.get_running_loop()
+
+
+class _Protocol(asyncio.BufferedProtocol):
+    """Collects what the socket delivers, and wakes the one waiting reader or writer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.buffer = _read_buffer(loop)
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.reading_paused = False
+        self.writing_paused = False
+        self.eof = False
+        self.lost = False
+        self.exc: BaseException | None = None
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.write_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # or uvloop's
+        # As anyio does: send() returns only when the kernel has every byte.
+        self.transport.set_write_buffer_limits(0)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.chunks.append(bytes(self.buffer[:nbytes]))
+        self.size += nbytes
+        if self.size >= HIGH_WATER and not self.reading_paused:
+            self.reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+        self.wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.wake_reader()
+        return True  # keep the transport open for writing (a half-close)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.exc = exc
+        self.wake_reader()
+        self.wake_writer()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self.wake_writer()
+
+    def wake_reader(self) -> None:
+        waiter = self.read_waiter
+        if waiter is not None:
+            self.read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wake_writer(self) -> None:
+        waiter = self.write_waiter
+        if waiter is not None:
+            self.write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class AsyncioStream(anyio.abc.ByteStream):
+    """A byte stream on an asyncio transport and a buffered protocol.
+
+    Build it with `from_socket` (or `adopt`, `accept_function`), not directly.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closed = False
+
+    @classmethod
+    async def from_socket(cls, sock: socket.socket) -> AsyncioStream:
+        """Run a stream on a connected socket, which it then owns.
+
+        Raises:
+            OSError: The event loop could not take the socket.
+
+        Cancellation closes the socket.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.connect_accepted_socket(lambda: _Protocol(loop), sock)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(transport, protocol)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the bytes waiting, at most ``max_bytes``; wait for some if there are none.
+
+        Raises:
+            anyio.EndOfStream: The peer closed its side; nothing is left to receive.
+            anyio.BrokenResourceError: The connection failed (``__cause__``: the OSError).
+            anyio.ClosedResourceError: The stream was closed with `aclose`.
+            anyio.BusyResourceError: Another task is receiving.
+
+        Cancellation while waiting loses nothing: the bytes wait for the next call.
+        """
+        protocol = self._protocol
+        chunks = protocol.chunks
+        if not chunks:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if protocol.read_waiter is not None:
+                raise anyio.BusyResourceError("reading from")
+            if not (protocol.eof or protocol.lost):
+                waiter = protocol.read_waiter = protocol.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    if protocol.read_waiter is waiter:
+                        protocol.read_waiter = None
+            if not chunks:
+                if self._closed:
+                    raise anyio.ClosedResourceError
+                if protocol.exc is not None:
+                    raise anyio.BrokenResourceError from protocol.exc
+                raise anyio.EndOfStream
+        data = chunks.popleft()
+        if chunks and len(data) < max_bytes:
+            parts = [data]
+            size = len(data)
+            while chunks and size < max_bytes:
+                chunk = chunks.popleft()
+                parts.append(chunk)
+                size += len(chunk)
+            data = b"".join(parts)
+        if len(data) > max_bytes:
+            chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        protocol.size -= len(data)
+        if protocol.reading_paused and protocol.size < HIGH_WATER and not protocol.lost:
+            protocol.reading_paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        """Write ``item``; return once the kernel has all of it.
+
+        Raises:
+            anyio.BrokenResourceError: The connection failed (``__cause__``: the OSError).
+            anyio.ClosedResourceError: The stream was closed with `aclose`.
+
+        Cancellation while waiting for the kernel to take the bytes leaves them
+        in the transport's buffer: they are still sent.
+        """
+        protocol = self._protocol
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.exc
+        try:
+            self._transport.write(item)
+        except RuntimeError as exc:  # uvloop, on a transport a reset closed
+            raise anyio.BrokenResourceError from exc
+        while protocol.writing_paused:
+            waiter = protocol.write_waiter = protocol.loop.create_future()
+            try:
+                await waiter
+            finally:
+                if protocol.write_waiter is waiter:
+                    protocol.write_waiter = None
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if protocol.lost:
+                raise anyio.BrokenResourceError from protocol.exc
+
+    async def send_eof(self) -> None:
+        """Half-close: send a FIN after the bytes already written.
+
+        Raises:
+            anyio.ClosedResourceError: The stream was closed with `aclose`.
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
+        try:
+            self._transport.write_eof()
+        except OSError:
+            pass
+
+    async def aclose(self) -> None:
+        """Abort the connection at once (as anyio's socket streams do), and wake waiters."""
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()
+            self._protocol.wake_reader()
+            self._protocol.wake_writer()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        sock = self._transport.get_extra_info("socket")
+        if sock is None:  # pragma: no cover - a transport without a socket
+            return {}
+        attributes: dict[Any, Callable[[], Any]] = {
+            SocketAttribute.family: lambda: sock.family,
+            SocketAttribute.local_address: lambda: _convert(sock.getsockname()),
+            SocketAttribute.raw_socket: lambda: sock,
+        }
+        try:
+            peername = _convert(sock.getpeername())
+        except OSError:
+            peername = None
+        if peername is not None:
+            attributes[SocketAttribute.remote_address] = lambda: peername
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            attributes[SocketAttribute.local_port] = lambda: sock.getsockname()[1]
+            if peername is not None:
+                remote_port = peername[1]
+                attributes[SocketAttribute.remote_port] = lambda: remote_port
+        return attributes
+
+
+def _convert(address: Any) -> Any:
+    """An IPv6 address as anyio gives it: ``(host, port)``, the scope in the host."""
+    if isinstance(address, tuple) and len(address) == 4:
+        host, port, _flowinfo, scope_id = address
+        if scope_id:
+            return f"{host.split('%')[0]}%{scope_id}", port
+        return host, port
+    return address
+
+
+def _is_tcp(stream_or_listener: anyio.TypedAttributeProvider) -> bool:
+    family = stream_or_listener.extra(SocketAttribute.family, None)
+    return family in (socket.AF_INET, socket.AF_INET6)
+
+
+async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+    """On asyncio, move a TCP stream that nothing has read from onto `AsyncioStream`.
+
+    The socket is duplicated, the new descriptor gets the new transport, and
+    ``stream`` is closed, which closes the old descriptor only: the connection
+    stays open. Anything ``stream`` had read already would be lost, so call this
+    right after connecting, before anything is sent (anyio's asyncio
+    ``connect_tcp`` doesn't read until asked to). Any other stream, and any
+    stream on trio, is returned as it is.
+
+    Raises:
+        OSError: The socket couldn't be duplicated; ``stream`` is closed.
+    """
+    if running_loop() is None or not isinstance(stream, anyio.abc.SocketStream):
+        return stream
+    if not _is_tcp(stream):
+        return stream
+    try:
+        raw = stream.extra(SocketAttribute.raw_socket)
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        sock.setblocking(False)
+        new = await AsyncioStream.from_socket(sock)
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+    await anyio.aclose_forcefully(stream)
+    return new
+
+
+def accept_function(
+    listener: anyio.abc.Listener[Any],
+) -> Callable[[], Any] | None:
+    """On asyncio, an ``accept()`` for a TCP ``listener`` that gives `AsyncioStream`.
+
+    It accepts from the listener's socket, as anyio's ``accept()`` does, and
+    raises `anyio.ClosedResourceError` once the listener is closed. Returns
+    ``None`` elsewhere: use ``listener.accept``.
+    """
+    loop = running_loop()
+    if loop is None or not isinstance(listener, anyio.abc.SocketListener):
+        return None
+    if not _is_tcp(listener):
+        return None
+    raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
+
+    async def accept() -> AsyncioStream:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if raw.fileno() == -1:
+                raise anyio.ClosedResourceError
+            try:
+                sock, _ = await loop.sock_accept(raw)
+            except asyncio.CancelledError:
+                # The loop may keep watching the socket after a cancelled accept
+                # (bpo-41317, Python 3.10): stop, before the listener closes it.
+                try:
+                    loop.remove_reader(raw)
+                except (ValueError, NotImplementedError, OSError):
+                    pass
+                raise
+            except OSError:
+                if raw.fileno() == -1:
+                    raise anyio.ClosedResourceError from None
+                raise
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return await AsyncioStream.from_socket(sock)
+            except OSError:
+                # This connection is gone already (reset): accept the next one.
+                sock.close()
+
+    return accept
