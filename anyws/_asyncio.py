@@ -153,6 +153,32 @@ class AsyncioStream(anyio.abc.ByteStream):
         self._transport = transport
         self._protocol = protocol
         self._closed = False
+        self._burst = False
+
+    def try_write(self, data: bytes) -> bool:
+        """Write ``data`` now, without waiting, if that's the best thing to do.
+
+        Returns ``False``, having written nothing, when the transport's buffer
+        isn't empty (the peer is slow: wait for it in `send`), when the stream
+        is closed or broken (`send` raises), or when this already wrote in this
+        turn of the event loop: what comes next in the same turn (a burst of
+        messages) is better written in one call, by `send`, than in a system call
+        each. Otherwise, writes and returns ``True``; the bytes are then in the
+        kernel or in the transport's buffer, in order with everything written
+        before.
+        """
+        if self._burst or self._closed:
+            return False
+        protocol = self._protocol
+        if protocol.writing_paused or protocol.lost or self._transport.is_closing():
+            return False
+        self._transport.write(data)
+        self._burst = True
+        protocol.loop.call_soon(self._end_burst)
+        return True
+
+    def _end_burst(self) -> None:
+        self._burst = False
 
     @classmethod
     async def from_socket(cls, sock: socket.socket) -> AsyncioStream:

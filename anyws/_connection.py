@@ -54,6 +54,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._asyncio import AsyncioStream
 from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
 from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
 from .sansio.extensions import PerMessageDeflate
@@ -161,6 +162,8 @@ class Connection:
             self._receive = receive
         else:
             self._receive = stream.receive
+        #: Writes without waiting, from any task, when the stream allows it (see _flush).
+        self._write_now = stream.try_write if isinstance(stream, AsyncioStream) else None
 
         # Incoming: frames waiting for recv(), and how many whole messages they hold.
         self._frames: deque[Frame] = deque()
@@ -610,6 +613,18 @@ class Connection:
         output = self.protocol.data_to_send()
         if not output:
             return
+        # Nothing waits for the writer: write from this task, and spare the hop to
+        # the writer's. The stream refuses when it's busy, or when it wrote already
+        # in this turn of the event loop (a burst: better left to the writer, in
+        # one write).
+        write_now = self._write_now
+        if (
+            write_now is not None
+            and not self._out
+            and output[-1] != SEND_EOF
+            and write_now(output[0] if len(output) == 1 else b"".join(output))
+        ):
+            return
         self._out.extend(output)
         for chunk in output:
             self._out_size += len(chunk)
@@ -889,6 +904,10 @@ class Connection:
                     try:
                         if data:
                             await transport.send(data)
+                        elif eof and self._write_now is not None:
+                            # Bytes written directly may wait in the transport: the
+                            # EOF goes after them, and closing mustn't drop them.
+                            await transport.send(b"")
                         if eof:
                             await self._send_eof()
                     finally:
