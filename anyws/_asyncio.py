@@ -43,7 +43,7 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
 
-__all__ = ["AsyncioStream", "accept_function", "adopt", "running_loop"]
+__all__ = ["AsyncioStream", "accept_function", "adopt", "close_forcefully", "running_loop"]
 
 #: Bytes read per system call, into the event loop's buffer.
 READ_SIZE = 2**18
@@ -292,12 +292,16 @@ class AsyncioStream(anyio.abc.ByteStream):
 
     async def aclose(self) -> None:
         """Abort the connection at once (as anyio's socket streams do), and wake waiters."""
+        self.abort()
+        await anyio.lowlevel.checkpoint()
+
+    def abort(self) -> None:
+        """`aclose` without the checkpoint: what `anyio.aclose_forcefully` would do."""
         if not self._closed:
             self._closed = True
             self._transport.abort()
             self._protocol.wake_reader()
             self._protocol.wake_writer()
-        await anyio.lowlevel.checkpoint()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -333,6 +337,14 @@ def _convert(address: Any) -> Any:
     return address
 
 
+async def close_forcefully(stream: anyio.abc.AnyByteStream) -> None:
+    """`anyio.aclose_forcefully`, cheaper for an `AsyncioStream`: no cancel scope."""
+    if isinstance(stream, AsyncioStream):
+        stream.abort()
+    else:
+        await anyio.aclose_forcefully(stream)
+
+
 def _is_tcp(stream_or_listener: anyio.TypedAttributeProvider) -> bool:
     family = stream_or_listener.extra(SocketAttribute.family, None)
     return family in (socket.AF_INET, socket.AF_INET6)
@@ -363,7 +375,13 @@ async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
-    await anyio.aclose_forcefully(stream)
+    # Not aclose_forcefully: anyio's aclose() doesn't wait, and a cancel scope's
+    # cancel() is costly (a repr of the task).
+    try:
+        await stream.aclose()
+    except BaseException:
+        new.abort()
+        raise
     return new
 
 

@@ -54,7 +54,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._asyncio import AsyncioStream
+from ._asyncio import AsyncioStream, close_forcefully
 from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
 from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
 from .sansio.extensions import PerMessageDeflate
@@ -748,9 +748,14 @@ class Connection:
 
     def _stop(self) -> None:
         """Cancel the background tasks (the connection is being torn down)."""
-        self._tasks_scope.cancel()
-        self._writer_scope.cancel()
-        self._keepalive_scope.cancel()
+        # Only the scopes of tasks still running: anyio's cancel() costs a repr of
+        # the current task.
+        if not self._closed.is_set():
+            self._tasks_scope.cancel()
+        if not self._writer_done.is_set():
+            self._writer_scope.cancel()
+        if self.ping_interval is not None:
+            self._keepalive_scope.cancel()
 
     def _record_transport_exc(self, exc: BaseException) -> None:
         if self._transport_exc is None and not self._aborted:
@@ -869,8 +874,9 @@ class Connection:
                     deadline = anyio.current_time() + self.close_timeout
                 with anyio.CancelScope(deadline=deadline):
                     await self._writer_done.wait()
-        self._writer_scope.cancel()
-        await anyio.aclose_forcefully(self.transport)
+        if not self._writer_done.is_set():
+            self._writer_scope.cancel()
+        await close_forcefully(self.transport)
         if self.debug:
             self.logger.debug("= connection closed: %s", protocol.close_exc)
         self._closed.set()

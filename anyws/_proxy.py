@@ -150,11 +150,13 @@ def get_proxy(uri: WebSocketURI) -> str | None:
     port. On macOS and Windows, without such variables, the system's settings apply
     (`urllib.request.getproxies`).
     """
+    proxies = urllib.request.getproxies()
+    if not proxies:  # the common case; proxy_bypass would read the environment again
+        return None
     # proxy_bypass splits the port off at the last colon: an IPv6 address needs no
     # brackets here, and a no_proxy entry matches it written without brackets.
     if urllib.request.proxy_bypass(f"{uri.host}:{uri.port}"):
         return None
-    proxies = urllib.request.getproxies()
     for name in ("wss", "https", "all") if uri.secure else ("ws", "http", "all"):
         proxy = proxies.get(name)
         if proxy:

@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from ._asyncio import accept_function
+from ._asyncio import accept_function, close_forcefully
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
@@ -556,7 +556,7 @@ class serve:  # a context manager used like a function, as in websockets
                 return
             await self._run(connection)
         finally:
-            await anyio.aclose_forcefully(stream)
+            await close_forcefully(stream)
 
     async def _run(self, connection: ServerConnection) -> None:
         """Run the handler on an open connection, with its background tasks beside it."""
