@@ -12,7 +12,11 @@ writing. `AsyncioStream` runs on an `asyncio.BufferedProtocol` instead:
 - the socket is read into one buffer per event loop (the loop reads one socket at
   a time), and the bytes read are copied out once;
 - ``receive()`` returns at once when bytes are waiting, and ``send()`` returns at
-  once when the kernel took everything, as with a plain socket.
+  once when the kernel took everything, as with a plain socket;
+- two extensions spare the connection's tasks a hop through the event loop per
+  message: `AsyncioStream.try_write` writes from any task without waiting, and
+  `AsyncioStream.set_consumer` lets the reader's work run in the callback that
+  delivers the bytes while the reader waits.
 
 The semantics are anyio's: a ``receive()`` cancelled while waiting loses nothing
 (the bytes wait for the next call); ``send()`` returns once the transport's buffer
@@ -92,6 +96,9 @@ class _Protocol(asyncio.BufferedProtocol):
         self.exc: BaseException | None = None
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
+        self.consumer: Callable[[bytes], bool] | None = None
+        self.interrupted = False
+        self.burst = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # or uvloop's
@@ -102,7 +109,19 @@ class _Protocol(asyncio.BufferedProtocol):
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.chunks.append(bytes(self.buffer[:nbytes]))
+        self.burst = False
+        data = bytes(self.buffer[:nbytes])
+        consumer = self.consumer
+        waiter = self.read_waiter
+        if (
+            consumer is not None
+            and not self.chunks
+            and waiter is not None
+            and not waiter.done()
+            and consumer(data)
+        ):
+            return  # consumed here, for the receiver that waits: no task hop
+        self.chunks.append(data)
         self.size += nbytes
         if self.size >= HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
@@ -153,32 +172,47 @@ class AsyncioStream(anyio.abc.ByteStream):
         self._transport = transport
         self._protocol = protocol
         self._closed = False
-        self._burst = False
+
+    def set_consumer(self, consumer: Callable[[bytes], bool] | None) -> None:
+        """Have bytes that arrive while a `receive` waits handed to ``consumer`` first.
+
+        Called from the event loop's callback as bytes arrive, while a task waits
+        in `receive` with nothing buffered, ``consumer(data)`` returns whether it
+        took the bytes; if it didn't, they wait for `receive` as usual. This
+        spares the waiting task a wake-up per read when the consumer can do its
+        work synchronously. The consumer may call `interrupt_receive` to wake the
+        waiting task all the same. ``None`` removes the consumer.
+        """
+        self._protocol.consumer = consumer
+
+    def interrupt_receive(self) -> None:
+        """Make the waiting (or next) `receive` return ``b""`` if no bytes wait."""
+        self._protocol.interrupted = True
+        self._protocol.wake_reader()
 
     def try_write(self, data: bytes) -> bool:
         """Write ``data`` now, without waiting, if that's the best thing to do.
 
         Returns ``False``, having written nothing, when the transport's buffer
         isn't empty (the peer is slow: wait for it in `send`), when the stream
-        is closed or broken (`send` raises), or when this already wrote in this
-        turn of the event loop: what comes next in the same turn (a burst of
-        messages) is better written in one call, by `send`, than in a system call
-        each. Otherwise, writes and returns ``True``; the bytes are then in the
-        kernel or in the transport's buffer, in order with everything written
-        before.
+        is closed or broken (`send` raises), or during a burst: after a write
+        here, until bytes arrive or `send` writes. What comes next in a burst
+        (messages sent in a loop, echoes of a batch of messages that arrived
+        together) is better written in one call, by `send`, than in a system
+        call each. Otherwise, writes and returns ``True``; the bytes are then in
+        the kernel or in the transport's buffer, in order with everything
+        written before.
         """
-        if self._burst or self._closed:
-            return False
         protocol = self._protocol
+        if protocol.burst or self._closed:
+            return False
         if protocol.writing_paused or protocol.lost or self._transport.is_closing():
             return False
         self._transport.write(data)
-        self._burst = True
-        protocol.loop.call_soon(self._end_burst)
+        # A burst lasts until bytes arrive or `send` writes: no timer (a callback
+        # would cost a turn of the event loop per message).
+        protocol.burst = True
         return True
-
-    def _end_burst(self) -> None:
-        self._burst = False
 
     @classmethod
     async def from_socket(cls, sock: socket.socket) -> AsyncioStream:
@@ -215,7 +249,7 @@ class AsyncioStream(anyio.abc.ByteStream):
                 raise anyio.ClosedResourceError
             if protocol.read_waiter is not None:
                 raise anyio.BusyResourceError("reading from")
-            if not (protocol.eof or protocol.lost):
+            if not (protocol.eof or protocol.lost or protocol.interrupted):
                 waiter = protocol.read_waiter = protocol.loop.create_future()
                 try:
                     await waiter
@@ -223,6 +257,9 @@ class AsyncioStream(anyio.abc.ByteStream):
                     if protocol.read_waiter is waiter:
                         protocol.read_waiter = None
             if not chunks:
+                if protocol.interrupted:
+                    protocol.interrupted = False
+                    return b""
                 if self._closed:
                     raise anyio.ClosedResourceError
                 if protocol.exc is not None:
@@ -265,6 +302,7 @@ class AsyncioStream(anyio.abc.ByteStream):
             self._transport.write(item)
         except RuntimeError as exc:  # uvloop, on a transport a reset closed
             raise anyio.BrokenResourceError from exc
+        protocol.burst = False
         while protocol.writing_paused:
             waiter = protocol.write_waiter = protocol.loop.create_future()
             try:

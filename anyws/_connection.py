@@ -614,9 +614,8 @@ class Connection:
         if not output:
             return
         # Nothing waits for the writer: write from this task, and spare the hop to
-        # the writer's. The stream refuses when it's busy, or when it wrote already
-        # in this turn of the event loop (a burst: better left to the writer, in
-        # one write).
+        # the writer's. The stream refuses when it's busy, or in a burst (see
+        # AsyncioStream.try_write): better left to the writer, in one write.
         write_now = self._write_now
         if (
             write_now is not None
@@ -767,10 +766,41 @@ class Connection:
             if self.debug:
                 self.logger.debug("! transport error: %r", exc)
 
+    def _feed(self, data: bytes) -> bool:
+        """The reader's work on ``data``, done in anyws' asyncio transport's callback.
+
+        Called while the reader task waits in ``receive()`` with nothing buffered
+        (see `AsyncioStream.set_consumer`): the messages reach `recv` without a
+        hop through the reader task. Returns ``False``, leaving the bytes to the
+        reader, when the reader must stop reading (backpressure); wakes the
+        reader when the connection is closed.
+        """
+        max_queue = self.max_queue
+        if (
+            max_queue is not None
+            and self._messages >= max_queue
+            and self._close_deadline == math.inf
+        ):
+            return False
+        protocol = self.protocol
+        protocol.receive_data(data)
+        self._process_events()
+        self._flush()
+        if protocol.state is State.CLOSED:
+            assert isinstance(self.transport, AsyncioStream)
+            self.transport.interrupt_receive()
+        else:
+            self._closing_started()
+        return True
+
     async def _run_reader(self) -> None:
         protocol = self.protocol
         receive = self._receive
         cancelled = False
+        consuming = self._write_now is not None
+        if consuming:
+            assert isinstance(self.transport, AsyncioStream)
+            self.transport.set_consumer(self._feed)
         try:
             # One scope for the whole loop, not one per read: its deadline is the
             # closing handshake's (set by _closing_started), and cancelling it
@@ -797,7 +827,7 @@ class Connection:
                         self._record_transport_exc(exc)
                     if data is None:
                         protocol.receive_eof()
-                    else:
+                    elif data:  # b"": _feed processed the bytes already
                         protocol.receive_data(data)
                     self._process_events()
                     self._flush()
@@ -814,6 +844,9 @@ class Connection:
             self.logger.error("unexpected error in reader task", exc_info=exc)
             cancelled = True
         finally:
+            if consuming:
+                assert isinstance(self.transport, AsyncioStream)
+                self.transport.set_consumer(None)
             with anyio.CancelScope(shield=True):
                 await self._finish(cancelled)
 
