@@ -178,8 +178,15 @@ class Connection:
         self._out_size = 0
         self._write_wanted: anyio.Event | None = None
         self._drained: anyio.Event | None = None
-        self._send_lock = anyio.Lock(fast_acquire=True)
-        self._writer_done = anyio.Event()
+        # Created when a send() must wait (backpressure, a fragmented message):
+        # until then, send() queues whole frames, synchronously.
+        self._send_lock: anyio.Lock | None = None
+        # The writer task starts when something is queued for it (_wake_writer):
+        # on anyws' asyncio transport, most connections write through and never
+        # need it. 0: not started, 1: running, 2: done.
+        self._writer_state = 0
+        self._writer_done: anyio.Event | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         # broadcast() never waits: when it leaves more than write_limit bytes
         # waiting, the writer must get below it by this deadline (its scope's).
         self._drain_deadline = math.inf
@@ -191,7 +198,9 @@ class Connection:
         self._tasks_scope = anyio.CancelScope()
         self._writer_scope = anyio.CancelScope()
         self._keepalive_scope = anyio.CancelScope()
-        self._closed = anyio.Event()
+        # Set when the reader ended; the event is created for those who wait.
+        self._is_closed = False
+        self._closed_event: anyio.Event | None = None
         self._transport_exc: BaseException | None = None
         self._aborted = False
 
@@ -387,7 +396,20 @@ class Connection:
         the connection is then failed with 1011.
         """
         if isinstance(message, str | bytes | bytearray | memoryview):
-            async with self._send_lock:
+            lock = self._send_lock
+            if lock is None or not lock.locked():
+                # No other send() in progress: queue the frame whole, now.
+                self._send_frame(message, text, fin=True, first=True, compress=compress)
+                if self._out_size <= self.write_limit:
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    return
+                # Wait for the writer holding the lock (taken at once: nothing
+                # awaited since the check), so that other sends wait their turn.
+                lock = self._get_send_lock()
+                async with lock:
+                    await self._wait_drained()
+                return
+            async with lock:
                 self._send_frame(message, text, fin=True, first=True, compress=compress)
                 await self._wait_drained()
             return
@@ -399,8 +421,14 @@ class Connection:
             iterator = None
         else:
             raise TypeError(f"message has unsupported type {type(message).__name__}")
-        async with self._send_lock:
+        async with self._get_send_lock():
             await self._send_fragments(iterator, aiter_, text, compress)
+
+    def _get_send_lock(self) -> anyio.Lock:
+        lock = self._send_lock
+        if lock is None:
+            lock = self._send_lock = anyio.Lock(fast_acquire=True)
+        return lock
 
     async def _send_fragments(
         self,
@@ -469,7 +497,7 @@ class Connection:
         the transport is still aborted after ``close_timeout``.
         """
         if self.protocol.state is State.OPEN:
-            if self._send_lock.locked() and self._fragmenting:
+            if self._fragmenting:
                 # A fragmented message is in progress: it can't be finished.
                 self._fail(1011, "close during fragmented message")
             else:
@@ -479,7 +507,7 @@ class Connection:
                     pass
                 self._flush()
                 self._closing_started()
-        await self._closed.wait()
+        await self._wait_closed()
 
     async def aclose(self) -> None:
         """Close with code 1000: anyio's `~anyio.abc.AsyncResource` protocol."""
@@ -490,7 +518,16 @@ class Connection:
 
         Cancellation (a timeout, for example) stops the wait and nothing else.
         """
-        await self._closed.wait()
+        await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        if self._is_closed:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = self._closed_event
+        if event is None:
+            event = self._closed_event = anyio.Event()
+        await event.wait()
 
     async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
         """Send a ping; return an awaitable that gives the latency when the pong arrives.
@@ -539,7 +576,7 @@ class Connection:
 
     async def _wait_for_frames(self, *, whole_message: bool) -> None:
         while (self._messages == 0) if whole_message else (not self._frames):
-            if self._closed.is_set():
+            if self._is_closed:
                 raise self._closed_exc()
             event = self._recv_event = anyio.Event()
             await event.wait()
@@ -616,17 +653,30 @@ class Connection:
         # Nothing waits for the writer: write from this task, and spare the hop to
         # the writer's. The stream refuses when it's busy, or in a burst (see
         # AsyncioStream.try_write): better left to the writer, in one write.
+        # The EOF goes through a running writer, which then ends.
         write_now = self._write_now
-        if (
-            write_now is not None
-            and not self._out
-            and output[-1] != SEND_EOF
-            and write_now(output[0] if len(output) == 1 else b"".join(output))
-        ):
-            return
+        if write_now is not None and not self._out:
+            eof = output[-1] == SEND_EOF
+            if (not eof or self._writer_state != 1) and write_now(
+                output[0] if len(output) == 1 else b"".join(output),
+                eof=eof and self._transport_exc is None,
+            ):
+                return
         self._out.extend(output)
         for chunk in output:
             self._out_size += len(chunk)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Tell the writer that bytes wait; start it the first time."""
+        if self._writer_state == 0:
+            task_group = self._task_group
+            if task_group is None or self._is_closed:
+                return  # _start starts it; or too late: nothing is written anymore
+            self._writer_state = 1
+            name = f"anyws {self.protocol.side.name.lower()} {self.id} writer"
+            task_group.start_soon(self._run_writer, name=name)
+            return
         wanted = self._write_wanted
         if wanted is not None:
             self._write_wanted = None
@@ -664,10 +714,7 @@ class Connection:
             self._flush()  # Keep the protocol's output, if any, in order.
             self._out.append(frame)
             self._out_size += len(frame)
-            wanted = self._write_wanted
-            if wanted is not None:
-                self._write_wanted = None
-                wanted.set()
+            self._wake_writer()
         if self._out_size > self.write_limit and drain_timeout is not None:
             deadline = anyio.current_time() + drain_timeout
             if deadline < self._drain_deadline:
@@ -683,7 +730,7 @@ class Connection:
             await anyio.lowlevel.checkpoint_if_cancelled()
             return
         while self._out_size > self.write_limit:
-            if self._closed.is_set():
+            if self._is_closed:
                 raise self._closed_exc()
             drained = self._drained
             if drained is None:
@@ -735,13 +782,13 @@ class Connection:
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the reader, the writer and the keepalive task in ``task_group``."""
+        self._task_group = task_group
         # Frames that came with the handshake may have made the protocol answer
         # (a pong, the close echo, a failing close): hand that to the writer.
         self._flush()
         self._closing_started()
         name = f"anyws {self.protocol.side.name.lower()} {self.id}"
         task_group.start_soon(self._run_reader, name=f"{name} reader")
-        task_group.start_soon(self._run_writer, name=f"{name} writer")
         if self.ping_interval is not None:
             task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
 
@@ -749,9 +796,9 @@ class Connection:
         """Cancel the background tasks (the connection is being torn down)."""
         # Only the scopes of tasks still running: anyio's cancel() costs a repr of
         # the current task.
-        if not self._closed.is_set():
+        if not self._is_closed:
             self._tasks_scope.cancel()
-        if not self._writer_done.is_set():
+        if self._writer_state == 1:
             self._writer_scope.cancel()
         if self.ping_interval is not None:
             self._keepalive_scope.cancel()
@@ -906,13 +953,20 @@ class Connection:
                 if deadline == math.inf and self.close_timeout is not None:
                     deadline = anyio.current_time() + self.close_timeout
                 with anyio.CancelScope(deadline=deadline):
-                    await self._writer_done.wait()
-        if not self._writer_done.is_set():
+                    if self._writer_state == 1:
+                        done = self._writer_done = anyio.Event()
+                        await done.wait()
+                    if isinstance(self.transport, AsyncioStream):
+                        # What was written through may wait in the transport.
+                        await self.transport.drain()
+        if self._writer_state == 1:
             self._writer_scope.cancel()
         await close_forcefully(self.transport)
         if self.debug:
             self.logger.debug("= connection closed: %s", protocol.close_exc)
-        self._closed.set()
+        self._is_closed = True
+        if self._closed_event is not None:
+            self._closed_event.set()
         for waiter, _ in self._pings.values():
             waiter._event.set()
         self._pings.clear()
@@ -931,7 +985,7 @@ class Connection:
                 while True:
                     output = self._out
                     if not output:
-                        if self._closed.is_set():
+                        if self._is_closed:
                             return
                         wanted = self._write_wanted = anyio.Event()
                         await wanted.wait()
@@ -979,7 +1033,9 @@ class Connection:
             self.logger.error("unexpected error in writer task", exc_info=exc)
             self._abort_soon()
         finally:
-            self._writer_done.set()
+            self._writer_state = 2
+            if self._writer_done is not None:
+                self._writer_done.set()
             drained = self._drained
             if drained is not None:
                 self._drained = None
