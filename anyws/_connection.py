@@ -190,13 +190,15 @@ class Connection:
         # broadcast() never waits: when it leaves more than write_limit bytes
         # waiting, the writer must get below it by this deadline (its scope's).
         self._drain_deadline = math.inf
-        self._drain_scope = anyio.CancelScope()
 
         # Closing.
         self._close_deadline = math.inf
+        # The reader's and the writer's scopes exist while they run; _stop()
+        # cancels them (and those not started yet, as they start).
         self._read_scope: anyio.CancelScope | None = None
-        self._tasks_scope = anyio.CancelScope()
-        self._writer_scope = anyio.CancelScope()
+        self._writer_scope: anyio.CancelScope | None = None
+        self._stopped = False
+        self._writer_cancelled = False
         self._keepalive_scope = anyio.CancelScope()
         # Set when the reader ended; the event is created for those who wait.
         self._is_closed = False
@@ -671,7 +673,7 @@ class Connection:
         """Tell the writer that bytes wait; start it the first time."""
         if self._writer_state == 0:
             task_group = self._task_group
-            if task_group is None or self._is_closed:
+            if task_group is None or self._is_closed or self._stopped:
                 return  # _start starts it; or too late: nothing is written anymore
             self._writer_state = 1
             name = f"anyws {self.protocol.side.name.lower()} {self.id} writer"
@@ -718,7 +720,9 @@ class Connection:
         if self._out_size > self.write_limit and drain_timeout is not None:
             deadline = anyio.current_time() + drain_timeout
             if deadline < self._drain_deadline:
-                self._drain_deadline = self._drain_scope.deadline = deadline
+                self._drain_deadline = deadline
+                if self._writer_scope is not None:
+                    self._writer_scope.deadline = deadline
 
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
@@ -796,10 +800,10 @@ class Connection:
         """Cancel the background tasks (the connection is being torn down)."""
         # Only the scopes of tasks still running: anyio's cancel() costs a repr of
         # the current task.
-        if not self._is_closed:
-            self._tasks_scope.cancel()
-        if self._writer_state == 1:
-            self._writer_scope.cancel()
+        self._stopped = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        self._cancel_writer()
         if self.ping_interval is not None:
             self._keepalive_scope.cancel()
 
@@ -852,8 +856,10 @@ class Connection:
             # One scope for the whole loop, not one per read: its deadline is the
             # closing handshake's (set by _closing_started), and cancelling it
             # (_abort_soon) ends the connection.
-            with self._tasks_scope, anyio.CancelScope(deadline=self._close_deadline) as scope:
+            with anyio.CancelScope(deadline=self._close_deadline) as scope:
                 self._read_scope = scope
+                if self._stopped:
+                    scope.cancel()
                 while True:
                     max_queue = self.max_queue
                     if (
@@ -882,7 +888,7 @@ class Connection:
                         break
                     self._closing_started()
             self._read_scope = None
-            if scope.cancelled_caught and not self._aborted and self.debug:
+            if scope.cancelled_caught and not self._aborted and not self._stopped and self.debug:
                 self.logger.debug("! timed out waiting for TCP close")
         except anyio.get_cancelled_exc_class():
             cancelled = True
@@ -959,8 +965,7 @@ class Connection:
                     if isinstance(self.transport, AsyncioStream):
                         # What was written through may wait in the transport.
                         await self.transport.drain()
-        if self._writer_state == 1:
-            self._writer_scope.cancel()
+        self._cancel_writer()
         await close_forcefully(self.transport)
         if self.debug:
             self.logger.debug("= connection closed: %s", protocol.close_exc)
@@ -977,11 +982,21 @@ class Connection:
 
     _writing = False
 
+    def _cancel_writer(self) -> None:
+        """Stop the writer, if it runs, or when it starts."""
+        if self._writer_state == 1 and not self._writer_cancelled:
+            self._writer_cancelled = True
+            if self._writer_scope is not None:
+                self._writer_scope.cancel()
+
     async def _run_writer(self) -> None:
         transport = self.transport
-        drain_scope = self._drain_scope
+        # The scope's deadline is the one broadcast() sets (_send_broadcast).
+        drain_scope = self._writer_scope = anyio.CancelScope(deadline=self._drain_deadline)
+        if self._writer_cancelled:
+            drain_scope.cancel()
         try:
-            with self._writer_scope, drain_scope:
+            with drain_scope:
                 while True:
                     output = self._out
                     if not output:
@@ -1015,7 +1030,7 @@ class Connection:
                             self._drain_deadline = drain_scope.deadline = math.inf
                     if eof:
                         return
-            if drain_scope.cancelled_caught and not self._writer_scope.cancel_called:
+            if drain_scope.cancelled_caught and not self._writer_cancelled:
                 # A broadcast left more than write_limit bytes waiting, and they
                 # didn't drain in time. The write was interrupted, maybe in the
                 # middle of a frame: nothing more may be written, not even the

@@ -549,7 +549,9 @@ class serve:  # a context manager used like a function, as in websockets
                         self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
                         return
                 connection = await self._handshake(stream, peer)
-            if opening.cancelled_caught:
+            timed_out = opening.cancelled_caught
+            del opening  # a cancel scope with two sets: not for the connection's life
+            if timed_out:
                 self.logger.debug("opening handshake failed from %s: timed out", peer)
                 return
             if connection is None:
