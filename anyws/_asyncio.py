@@ -46,7 +46,14 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
 
-__all__ = ["AsyncioStream", "accept_function", "adopt", "close_forcefully", "running_loop"]
+__all__ = [
+    "AsyncioStream",
+    "Waiter",
+    "accept_function",
+    "adopt",
+    "close_forcefully",
+    "running_loop",
+]
 
 #: Bytes read per system call, into the event loop's buffer.
 READ_SIZE = 2**18
@@ -77,6 +84,23 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
     except RuntimeError:  # no asyncio event loop in this thread
         return None
     return asyncio.get_running_loop()
+
+
+class Waiter(asyncio.Future[None]):
+    """A one-shot event for one waiter, on asyncio: `anyio.Event`'s ``set`` and ``wait``.
+
+    An `anyio.Event` on asyncio is an `asyncio.Event` (and its deque of waiters)
+    and a future per wait; a connection makes one per message it waits for. This
+    is the future alone. Cancelling the waiting task cancels it; ``set`` is then
+    a no-op.
+    """
+
+    def set(self) -> None:
+        if not self.done():
+            self.set_result(None)
+
+    def wait(self) -> Waiter:
+        return self
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -171,6 +195,10 @@ class AsyncioStream(anyio.abc.ByteStream):
         self._transport = transport
         self._protocol = protocol
         self._closed = False
+
+    def new_waiter(self) -> Waiter:
+        """A `Waiter` on this stream's event loop."""
+        return Waiter(loop=self._protocol.loop)
 
     def set_consumer(self, consumer: Callable[[bytes], bool] | None) -> None:
         """Have bytes that arrive while a `receive` waits handed to ``consumer`` first.

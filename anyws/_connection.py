@@ -44,6 +44,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
+    Callable,
     Generator,
     Iterable,
     Iterator,
@@ -54,7 +55,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._asyncio import AsyncioStream, close_forcefully
+from ._asyncio import AsyncioStream, Waiter, close_forcefully
 from .exceptions import ConcurrencyError, ConnectionClosed, InvalidState, ProtocolError
 from .sansio import SEND_EOF, Event, Frame, Opcode, Protocol, State
 from .sansio.extensions import PerMessageDeflate
@@ -164,20 +165,25 @@ class Connection:
             self._receive = stream.receive
         #: Writes without waiting, from any task, when the stream allows it (see _flush).
         self._write_now = stream.try_write if isinstance(stream, AsyncioStream) else None
+        #: Makes the one-shot events that recv(), send() and the tasks wait on:
+        #: futures on anyws' asyncio transport, cheaper than anyio.Event.
+        self._new_event: Callable[[], anyio.Event | Waiter] = (
+            stream.new_waiter if isinstance(stream, AsyncioStream) else anyio.Event
+        )
 
         # Incoming: frames waiting for recv(), and how many whole messages they hold.
         self._frames: deque[Frame] = deque()
         self._messages = 0
-        self._recv_event: anyio.Event | None = None
+        self._recv_event: anyio.Event | Waiter | None = None
         self._recv_busy = False
-        self._resume_reading: anyio.Event | None = None
+        self._resume_reading: anyio.Event | Waiter | None = None
         self._streaming_text = False
 
         # Outgoing: bytes waiting for the writer.
         self._out: list[bytes] = []
         self._out_size = 0
-        self._write_wanted: anyio.Event | None = None
-        self._drained: anyio.Event | None = None
+        self._write_wanted: anyio.Event | Waiter | None = None
+        self._drained: anyio.Event | Waiter | None = None
         # Created when a send() must wait (backpressure, a fragmented message):
         # until then, send() queues whole frames, synchronously.
         self._send_lock: anyio.Lock | None = None
@@ -580,7 +586,7 @@ class Connection:
         while (self._messages == 0) if whole_message else (not self._frames):
             if self._is_closed:
                 raise self._closed_exc()
-            event = self._recv_event = anyio.Event()
+            event = self._recv_event = self._new_event()
             await event.wait()
 
     def _message_consumed(self) -> None:
@@ -738,7 +744,7 @@ class Connection:
                 raise self._closed_exc()
             drained = self._drained
             if drained is None:
-                drained = self._drained = anyio.Event()
+                drained = self._drained = self._new_event()
             await drained.wait()
 
     # Internals: closing ----------------------------------------------------
@@ -868,7 +874,7 @@ class Connection:
                         and self._close_deadline == math.inf
                     ):
                         # Backpressure: stop reading until recv() catches up.
-                        resume = self._resume_reading = anyio.Event()
+                        resume = self._resume_reading = self._new_event()
                         await resume.wait()
                         continue
                     data: bytes | None = None
@@ -1002,7 +1008,7 @@ class Connection:
                     if not output:
                         if self._is_closed:
                             return
-                        wanted = self._write_wanted = anyio.Event()
+                        wanted = self._write_wanted = self._new_event()
                         await wanted.wait()
                         continue
                     self._out = []
