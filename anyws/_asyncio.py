@@ -196,6 +196,11 @@ class AsyncioStream(anyio.abc.ByteStream):
         self._protocol = protocol
         self._closed = False
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this stream runs on."""
+        return self._protocol.loop
+
     def new_waiter(self) -> Waiter:
         """A `Waiter` on this stream's event loop."""
         return Waiter(loop=self._protocol.loop)

@@ -165,6 +165,12 @@ class Connection:
             self._receive = stream.receive
         #: Writes without waiting, from any task, when the stream allows it (see _flush).
         self._write_now = stream.try_write if isinstance(stream, AsyncioStream) else None
+        #: anyio's clock. On anyws' asyncio transport, the loop's (the same), also
+        #: readable in the transport's callbacks (_feed), outside any task, where
+        #: anyio may not know which event loop runs (under asyncio.run()).
+        self._clock: Callable[[], float] = (
+            stream.loop.time if isinstance(stream, AsyncioStream) else anyio.current_time
+        )
         #: Makes the one-shot events that recv(), send() and the tasks wait on:
         #: futures on anyws' asyncio transport, cheaper than anyio.Event.
         self._new_event: Callable[[], anyio.Event | Waiter] = (
@@ -563,7 +569,7 @@ class Connection:
         self._check_sendable()
         self.protocol.send_ping(payload)
         waiter = _PongWaiter(self)
-        self._pings[payload] = (waiter, anyio.current_time())
+        self._pings[payload] = (waiter, self._clock())
         self._flush()
         return waiter
 
@@ -724,7 +730,7 @@ class Connection:
             self._out_size += len(frame)
             self._wake_writer()
         if self._out_size > self.write_limit and drain_timeout is not None:
-            deadline = anyio.current_time() + drain_timeout
+            deadline = self._clock() + drain_timeout
             if deadline < self._drain_deadline:
                 self._drain_deadline = deadline
                 if self._writer_scope is not None:
@@ -753,7 +759,7 @@ class Connection:
         """Give the reader a deadline: the closing handshake must finish in time."""
         if self.protocol.close_expected() and self._close_deadline == math.inf:
             timeout = self.close_timeout
-            self._close_deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+            self._close_deadline = self._clock() + (math.inf if timeout is None else timeout)
             if self._read_scope is not None:
                 self._read_scope.deadline = self._close_deadline
             resume = self._resume_reading
@@ -935,7 +941,7 @@ class Connection:
     def _resolve_pings(self, data: bytes) -> None:
         if data not in self._pings:
             return
-        now = anyio.current_time()
+        now = self._clock()
         # A pong acknowledges the ping it matches and every ping sent before it.
         for payload in list(self._pings):
             waiter, sent_at = self._pings.pop(payload)
