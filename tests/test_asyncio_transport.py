@@ -1,0 +1,164 @@
+"""anyws' own asyncio transport (anyws/_asyncio.py): chosen on asyncio, anyio's semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import anyio
+import anyio.abc
+import pytest
+
+from anyws import ServerConnection, connect, serve
+from anyws._asyncio import AsyncioStream, adopt, running_loop
+from tests.conftest import MS
+
+
+TIMEOUT = 10_000 * MS
+
+
+async def echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def test_chosen_on_asyncio_only(anyio_backend_name: str) -> None:
+    """connect() and serve() run TCP on AsyncioStream on asyncio, on anyio's stream on trio."""
+    kinds: list[bool] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        kinds.append(isinstance(ws.transport, AsyncioStream))
+        await echo(ws)
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(handler, "127.0.0.1", 0, compression=None) as server,
+            connect(f"ws://127.0.0.1:{server.port}", compression=None) as ws,
+        ):
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            kinds.append(isinstance(ws.transport, AsyncioStream))
+            assert ws.remote_address == ("127.0.0.1", server.port)
+            assert ws.local_address[0] == "127.0.0.1"
+    assert kinds == [anyio_backend_name == "asyncio"] * 2
+
+
+def test_under_bare_asyncio_run() -> None:
+    """Outside anyio.run: pongs and the close handshake are handled in the transport's callbacks."""
+
+    async def main() -> tuple[float, int | None]:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                latency = await (await ws.ping())
+            await server.aclose()
+        return latency, ws.close_code
+
+    latency, close_code = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert latency >= 0
+    assert close_code == 1000
+
+
+async def stream_pair() -> tuple[AsyncioStream, socket.socket]:
+    """An AsyncioStream and the plain socket at the other end (asyncio and uvloop only)."""
+    if running_loop() is None:
+        pytest.skip("AsyncioStream runs on asyncio")
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        client = await anyio.connect_tcp("127.0.0.1", listener.getsockname()[1])
+        peer, _ = listener.accept()
+    finally:
+        listener.close()
+    stream = await adopt(client)
+    assert isinstance(stream, AsyncioStream)
+    peer.setblocking(False)
+    return stream, peer
+
+
+async def test_cancelled_receive_loses_nothing() -> None:
+    stream, peer = await stream_pair()
+    try:
+        with anyio.move_on_after(50 * MS) as scope:
+            await stream.receive()
+        assert scope.cancelled_caught
+        peer.send(b"after the timeout")
+        with anyio.fail_after(TIMEOUT):
+            assert await stream.receive() == b"after the timeout"
+    finally:
+        peer.close()
+        await stream.aclose()
+
+
+async def test_receive_splits_at_max_bytes_and_joins_reads() -> None:
+    stream, peer = await stream_pair()
+    try:
+        peer.send(b"abc")
+        peer.send(b"defg")
+        with anyio.fail_after(TIMEOUT):
+            data = b""
+            while len(data) < 7:
+                chunk = await stream.receive(5)
+                assert 0 < len(chunk) <= 5
+                data += chunk
+        assert data == b"abcdefg"
+    finally:
+        peer.close()
+        await stream.aclose()
+
+
+async def test_end_of_stream_and_closed() -> None:
+    stream, peer = await stream_pair()
+    peer.send(b"last")
+    peer.shutdown(socket.SHUT_WR)
+    with anyio.fail_after(TIMEOUT):
+        assert await stream.receive() == b"last"
+        with pytest.raises(anyio.EndOfStream):
+            await stream.receive()
+    await stream.send(b"half-closed: still writable")
+    await stream.send_eof()
+    with anyio.fail_after(TIMEOUT):
+        received = b""
+        while True:
+            await anyio.wait_readable(peer)
+            chunk = peer.recv(100)
+            if not chunk:
+                break
+            received += chunk
+    assert received == b"half-closed: still writable"
+    peer.close()
+    await stream.aclose()
+    with pytest.raises(anyio.ClosedResourceError):
+        await stream.receive()
+    with pytest.raises(anyio.ClosedResourceError):
+        await stream.send(b"x")
+
+
+async def test_reset_is_broken_resource() -> None:
+    stream, peer = await stream_pair()
+    # SO_LINGER 0: close() resets the connection.
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    peer.close()
+    with anyio.fail_after(TIMEOUT), pytest.raises(anyio.BrokenResourceError) as excinfo:
+        await stream.receive()
+    assert isinstance(excinfo.value.__cause__, ConnectionResetError)
+    await stream.aclose()
+
+
+async def test_send_waits_for_the_kernel_and_is_cancellable() -> None:
+    """send() returns once the kernel took the bytes; cancelled meanwhile, they still go out."""
+    stream, peer = await stream_pair()
+    try:
+        big = b"x" * 2**24  # more than the socket buffers on both ends
+        with anyio.move_on_after(50 * MS) as scope:
+            await stream.send(big)
+        assert scope.cancelled_caught  # nobody reads: it waited
+        received = 0
+        with anyio.fail_after(TIMEOUT):
+            while received < len(big):
+                await anyio.wait_readable(peer)
+                received += len(peer.recv(2**20))
+        assert received == len(big)
+    finally:
+        peer.close()
+        await stream.aclose()
