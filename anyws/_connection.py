@@ -36,6 +36,7 @@ in one place, `_translate_transport_errors`.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import uuid
@@ -168,8 +169,9 @@ class Connection:
         #: anyio's clock. On anyws' asyncio transport, the loop's (the same), also
         #: readable in the transport's callbacks (_feed), outside any task, where
         #: anyio may not know which event loop runs (under asyncio.run()).
+        self._loop = stream.loop if isinstance(stream, AsyncioStream) else None
         self._clock: Callable[[], float] = (
-            stream.loop.time if isinstance(stream, AsyncioStream) else anyio.current_time
+            anyio.current_time if self._loop is None else self._loop.time
         )
         #: Makes the one-shot events that recv(), send() and the tasks wait on:
         #: futures on anyws' asyncio transport, cheaper than anyio.Event.
@@ -211,14 +213,19 @@ class Connection:
         self._writer_scope: anyio.CancelScope | None = None
         self._stopped = False
         self._writer_cancelled = False
-        self._keepalive_scope = anyio.CancelScope()
+        # The keepalive task's scope; on anyws' asyncio transport, a timer instead
+        # (no task): the next ping, or the pong's deadline.
+        self._keepalive_scope: anyio.CancelScope | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_payload: bytes | None = None
         # Set when the reader ended; the event is created for those who wait.
         self._is_closed = False
         self._closed_event: anyio.Event | None = None
         self._transport_exc: BaseException | None = None
         self._aborted = False
 
-        self._pings: dict[bytes, tuple[_PongWaiter, float]] = {}
+        # The waiter is None for the timer-driven keepalive's pings.
+        self._pings: dict[bytes, tuple[_PongWaiter | None, float]] = {}
 
     # Public API ----------------------------------------------------------
 
@@ -749,7 +756,8 @@ class Connection:
             if self._is_closed:
                 raise self._closed_exc()
             drained = self._drained
-            if drained is None:
+            if drained is None or (isinstance(drained, Waiter) and drained.done()):
+                # (A Waiter whose waiter was cancelled is cancelled: make another.)
                 drained = self._drained = self._new_event()
             await drained.wait()
 
@@ -806,7 +814,12 @@ class Connection:
         name = f"anyws {self.protocol.side.name.lower()} {self.id}"
         task_group.start_soon(self._run_reader, name=f"{name} reader")
         if self.ping_interval is not None:
-            task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
+            if self._loop is not None:
+                timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+                self._keepalive_timer = timer
+            else:
+                self._keepalive_scope = anyio.CancelScope()
+                task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
 
     def _stop(self) -> None:
         """Cancel the background tasks (the connection is being torn down)."""
@@ -816,8 +829,9 @@ class Connection:
         if self._read_scope is not None:
             self._read_scope.cancel()
         self._cancel_writer()
-        if self.ping_interval is not None:
+        if self._keepalive_scope is not None:
             self._keepalive_scope.cancel()
+        self._cancel_keepalive_timer()
 
     def _record_transport_exc(self, exc: BaseException) -> None:
         if self._transport_exc is None and not self._aborted:
@@ -942,14 +956,19 @@ class Connection:
         if data not in self._pings:
             return
         now = self._clock()
+        keepalive = False
         # A pong acknowledges the ping it matches and every ping sent before it.
         for payload in list(self._pings):
             waiter, sent_at = self._pings.pop(payload)
-            waiter._latency = now - sent_at
-            waiter._event.set()
+            if waiter is not None:
+                waiter._latency = now - sent_at
+                waiter._event.set()
+            keepalive = keepalive or payload == self._keepalive_payload
             if payload == data:
                 self.latency = now - sent_at
                 break
+        if keepalive:
+            self._keepalive_pong()
 
     async def _finish(self, cancelled: bool) -> None:
         """End of the reader: flush the last frames, close the transport, wake everyone."""
@@ -985,8 +1004,10 @@ class Connection:
         if self._closed_event is not None:
             self._closed_event.set()
         for waiter, _ in self._pings.values():
-            waiter._event.set()
+            if waiter is not None:
+                waiter._event.set()
         self._pings.clear()
+        self._cancel_keepalive_timer()
         for event in (self._recv_event, self._resume_reading, self._drained, self._write_wanted):
             if event is not None:
                 event.set()
@@ -1070,6 +1091,7 @@ class Connection:
 
     async def _run_keepalive(self) -> None:
         assert self.ping_interval is not None
+        assert self._keepalive_scope is not None
         with self._keepalive_scope:
             while True:
                 await anyio.sleep(self.ping_interval)
@@ -1096,6 +1118,56 @@ class Connection:
                     if self.protocol.state is State.OPEN:
                         self._fail(1011, "keepalive ping timeout", abort=True)
                     return
+
+    # The keepalive on anyws' asyncio transport: the same, driven by timers.
+    # They run as callbacks of the event loop, outside any task: no anyio call.
+
+    def _keepalive_ping(self) -> None:
+        assert self._loop is not None
+        assert self.ping_interval is not None
+        self._keepalive_timer = None
+        if self.protocol.state is not State.OPEN:
+            return
+        payload = os.urandom(4)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        self.protocol.send_ping(payload)
+        self._pings[payload] = (None, self._clock())
+        self._keepalive_payload = payload
+        self._flush()
+        if self.debug:
+            self.logger.debug("% sent keepalive ping")
+        if self.ping_timeout is None:
+            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+        else:
+            self._keepalive_timer = self._loop.call_later(
+                self.ping_timeout, self._keepalive_timed_out
+            )
+
+    def _keepalive_pong(self) -> None:
+        """The keepalive ping was answered: ping again ``ping_interval`` later."""
+        assert self._loop is not None
+        assert self.ping_interval is not None
+        self._keepalive_payload = None
+        if self.ping_timeout is None:
+            return  # the next ping is due already
+        self._cancel_keepalive_timer()
+        if self.debug:
+            self.logger.debug("% received keepalive pong")
+        self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+
+    def _keepalive_timed_out(self) -> None:
+        self._keepalive_timer = None
+        if self.debug:
+            self.logger.debug("- timed out waiting for keepalive pong")
+        if self.protocol.state is State.OPEN:
+            self._fail(1011, "keepalive ping timeout", abort=True)
+
+    def _cancel_keepalive_timer(self) -> None:
+        timer = self._keepalive_timer
+        if timer is not None:
+            self._keepalive_timer = None
+            timer.cancel()
 
     # Opening handshake, before the background tasks start --------------
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import anyio
 import anyio.abc
 import pytest
 
-from anyws import ServerConnection, connect, serve
+from anyws import ClientConnection, ConnectionClosedError, ServerConnection, connect, serve
 from anyws._asyncio import AsyncioStream, adopt, running_loop
+from anyws.sansio._handshake import accept_key
 from tests.conftest import MS
 
 
@@ -162,3 +164,90 @@ async def test_send_waits_for_the_kernel_and_is_cancellable() -> None:
     finally:
         peer.close()
         await stream.aclose()
+
+
+# The keepalive over TCP: timers on anyws' asyncio transport, a task elsewhere.
+
+
+class _Pongs(logging.Handler):
+    """Counts the keepalive pongs that a connection's debug log reports."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.latencies: list[float] = []
+        self.count = count
+        self.done = anyio.Event()
+        self.connection: ClientConnection | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "% received keepalive pong" and self.connection is not None:
+            self.latencies.append(self.connection.latency)
+            if len(self.latencies) == self.count:
+                self.done.set()
+
+
+async def test_keepalive_pings_and_measures_latency() -> None:
+    logger = logging.getLogger("test_keepalive_pings_and_measures_latency")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    pongs = _Pongs(3)
+    logger.addHandler(pongs)
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None) as server,
+            connect(
+                f"ws://127.0.0.1:{server.port}",
+                compression=None,
+                ping_interval=20 * MS,
+                ping_timeout=TIMEOUT,
+                logger=logger,
+            ) as ws,
+        ):
+            pongs.connection = ws
+            await pongs.done.wait()  # three keepalive pings answered
+            assert all(latency >= 0 for latency in pongs.latencies)
+            await ws.send("still open")
+            assert await ws.recv() == "still open"
+
+
+async def test_keepalive_timeout_over_tcp() -> None:
+    """A peer that never answers pings: failed with 1011 after ping_interval + ping_timeout."""
+    done = anyio.Event()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in data.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            await stream.send(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_key(key.decode()).encode()
+                + b"\r\n\r\n"
+            )
+            await done.wait()  # read nothing, answer nothing
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    with anyio.fail_after(TIMEOUT):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with connect(
+                f"ws://127.0.0.1:{port}",
+                compression=None,
+                ping_interval=20 * MS,
+                ping_timeout=20 * MS,
+            ) as ws:
+                with pytest.raises(ConnectionClosedError) as excinfo:
+                    await ws.recv()
+            assert str(excinfo.value) == (
+                "sent 1011 (internal error) keepalive ping timeout; no close frame received"
+            )
+            done.set()
+            tg.cancel_scope.cancel()
