@@ -675,14 +675,18 @@ class Connection:
         # the writer's. The stream refuses when it's busy, or in a burst (see
         # AsyncioStream.try_write): better left to the writer, in one write.
         # The EOF goes through a running writer, which then ends.
+        # More than write_limit goes through the writer, so that send() waits for it.
         write_now = self._write_now
         if write_now is not None and not self._out:
             eof = output[-1] == SEND_EOF
-            if (not eof or self._writer_state != 1) and write_now(
-                output[0] if len(output) == 1 else b"".join(output),
-                eof=eof and self._transport_exc is None,
+            data = output[0] if len(output) == 1 else b"".join(output)
+            if (
+                (not eof or self._writer_state != 1)
+                and len(data) <= self.write_limit
+                and write_now(data, eof=eof and self._transport_exc is None)
             ):
                 return
+            output = [data, SEND_EOF] if eof and data else [data]
         self._out.extend(output)
         for chunk in output:
             self._out_size += len(chunk)

@@ -251,3 +251,32 @@ async def test_keepalive_timeout_over_tcp() -> None:
             )
             done.set()
             tg.cancel_scope.cancel()
+
+
+async def test_send_waits_for_a_slow_reader_again_after_a_timeout() -> None:
+    """send() over write_limit waits; cancelled, the next send() waits again; nothing is lost."""
+    reading = anyio.Event()
+    received: list[bytes] = []
+    big = b"x" * 2**25  # more than the kernel's buffers (up to 10 MB on loopback)
+
+    async def handler(ws: ServerConnection) -> None:
+        await reading.wait()
+        for _ in range(3):
+            message = await ws.recv()
+            assert isinstance(message, bytes)
+            received.append(message)
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            # max_queue=1: once a message waits for recv(), the server stops reading.
+            serve(handler, "127.0.0.1", 0, compression=None, max_size=None, max_queue=1) as server,
+            connect(f"ws://127.0.0.1:{server.port}", compression=None) as ws,
+        ):
+            await ws.send(big)
+            for _ in range(2):
+                with anyio.move_on_after(100 * MS) as scope:
+                    await ws.send(big)
+                assert scope.cancelled_caught
+            reading.set()
+            await ws.wait_closed()
+    assert received == [big, big, big]
