@@ -125,6 +125,62 @@ class Connection:
     add behaviour.
     """
 
+    # Slots: a connection's attributes take a few hundred bytes instead of a
+    # dict's 1.5 KB; "__dict__" keeps other attributes possible (subclasses
+    # and tests add some), at no cost until one is set.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_aborted",
+        "_clock",
+        "_close_deadline",
+        "_closed_event",
+        "_drain_deadline",
+        "_drained",
+        "_fragmenting",
+        "_frames",
+        "_is_closed",
+        "_keepalive_payload",
+        "_keepalive_scope",
+        "_keepalive_timer",
+        "_loop",
+        "_messages",
+        "_new_event",
+        "_out",
+        "_out_size",
+        "_pings",
+        "_read_scope",
+        "_receive",
+        "_recv_busy",
+        "_recv_event",
+        "_resume_reading",
+        "_send_lock",
+        "_stopped",
+        "_streaming_text",
+        "_task_group",
+        "_transport_exc",
+        "_write_now",
+        "_write_wanted",
+        "_writer_cancelled",
+        "_writer_done",
+        "_writer_scope",
+        "_writer_state",
+        "_writing",
+        "close_timeout",
+        "debug",
+        "id",
+        "latency",
+        "logger",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "request",
+        "response",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         stream: anyio.abc.AnyByteStream,
@@ -226,6 +282,8 @@ class Connection:
 
         # The waiter is None for the timer-driven keepalive's pings.
         self._pings: dict[bytes, tuple[_PongWaiter | None, float]] = {}
+        self._fragmenting = False  # send() is sending a fragmented message
+        self._writing = False  # the writer is in the stream's send()
 
     # Public API ----------------------------------------------------------
 
@@ -592,8 +650,6 @@ class Connection:
         self._flush()
 
     # Internals: receiving --------------------------------------------------
-
-    _fragmenting = False
 
     async def _wait_for_frames(self, *, whole_message: bool) -> None:
         while (self._messages == 0) if whole_message else (not self._frames):
@@ -1016,8 +1072,6 @@ class Connection:
             if event is not None:
                 event.set()
         self._recv_event = self._drained = self._write_wanted = self._resume_reading = None
-
-    _writing = False
 
     def _cancel_writer(self) -> None:
         """Stop the writer, if it runs, or when it starts."""

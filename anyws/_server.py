@@ -53,9 +53,9 @@ class ServerConnection(Connection):
     behaviour; ``functools.partial(MyConnection, extra=42)`` passes extra arguments.
     """
 
+    __slots__ = ("server", "username")
+
     protocol: ServerProtocol
-    #: The user authenticated by `basic_auth`; ``None`` until then.
-    username: str | None = None
 
     def __init__(
         self,
@@ -80,6 +80,8 @@ class ServerConnection(Connection):
         )
         #: The server that accepted this connection.
         self.server = server
+        #: The user authenticated by `basic_auth`; ``None`` until then.
+        self.username: str | None = None
 
     @property
     def subprotocol(self) -> str | None:
