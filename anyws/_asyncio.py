@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 from weakref import WeakKeyDictionary
@@ -76,8 +77,12 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio event loop running the current task, or ``None`` (trio, say).
 
     A trio guest run inside asyncio runs its tasks outside asyncio's, hence the
-    check of the current task.
+    check of the current task. ``None`` on Windows too, where `adopt`'s
+    duplicated descriptor and the proactor's transports are untested: anyio's
+    streams serve there.
     """
+    if sys.platform == "win32":  # pragma: no cover
+        return None
     try:
         if asyncio.current_task() is None:
             return None
@@ -457,7 +462,12 @@ async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         return stream
     try:
         raw = stream.extra(SocketAttribute.raw_socket)
-        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        # uvloop's is a stand-in, without dup(): duplicate its descriptor.
+        sock = (
+            raw.dup()
+            if isinstance(raw, socket.socket)
+            else socket.socket(fileno=os.dup(raw.fileno()))
+        )
         sock.setblocking(False)
         new = await AsyncioStream.from_socket(sock)
     except BaseException:
