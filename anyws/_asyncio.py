@@ -7,8 +7,10 @@ default loop), every read lands in a fresh 256 KiB `bytes` (an mmap/munmap for a
 64-byte message), and every ``send()`` yields to the event loop once more after
 writing. `AsyncioStream` runs on an `asyncio.BufferedProtocol` instead:
 
-- reading stays on while less than `HIGH_WATER` bytes wait to be received, so the
-  kernel's flow control takes over only when the receiver stops receiving;
+- reading stays on while a ``receive()`` waits, as with anyio's streams, but it
+  isn't switched off and on around each one: a receiver that is back in
+  ``receive()`` before the next bytes arrive (the reader of a connection usually
+  is) never pays for it;
 - the socket is read into one buffer per event loop (the loop reads one socket at
   a time), and the bytes read are copied out once;
 - ``receive()`` returns at once when bytes are waiting, and ``send()`` returns at
@@ -59,7 +61,7 @@ __all__ = [
 #: Bytes read per system call, into the event loop's buffer.
 READ_SIZE = 2**18
 
-#: Reading stops while this many bytes wait to be received, and resumes below it.
+#: Reading stops when this many bytes wait to be received, even for a waiting receiver.
 HIGH_WATER = 2**18
 
 _buffers: WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = WeakKeyDictionary()
@@ -151,7 +153,10 @@ class _Protocol(asyncio.BufferedProtocol):
             return  # consumed here, for the receiver that waits: no task hop
         self.chunks.append(data)
         self.size += nbytes
-        if self.size >= HIGH_WATER and not self.reading_paused:
+        if not self.reading_paused and (self.size >= HIGH_WATER or waiter is None or waiter.done()):
+            # Nobody waits for these bytes: read no more until someone does, as
+            # anyio's streams do, so that TCP pushes back on the peer when the
+            # receiver stops receiving.
             self.reading_paused = True
             assert self.transport is not None
             self.transport.pause_reading()
@@ -294,6 +299,9 @@ class AsyncioStream(anyio.abc.ByteStream):
                 raise anyio.ClosedResourceError
             if protocol.read_waiter is not None:
                 raise anyio.BusyResourceError("reading from")
+            if protocol.reading_paused and not protocol.lost:
+                protocol.reading_paused = False
+                self._transport.resume_reading()
             if not (protocol.eof or protocol.lost or protocol.interrupted):
                 waiter = protocol.read_waiter = protocol.loop.create_future()
                 try:
@@ -319,9 +327,6 @@ class AsyncioStream(anyio.abc.ByteStream):
             chunks.append(data[max_bytes:])
             data = data[:max_bytes]
         protocol.size -= len(data)
-        if protocol.reading_paused and protocol.size < HIGH_WATER and not protocol.lost:
-            protocol.reading_paused = False
-            self._transport.resume_reading()
         return data
 
     async def send(self, item: bytes) -> None:
