@@ -23,6 +23,16 @@ connection (`connect` or `serve`):
 - the **keepalive** task sends a ping every ``ping_interval`` seconds and fails
   the connection with 1011 when the pong doesn't arrive within ``ping_timeout``.
 
+The writer starts with the first bytes it must write. On anyws' own asyncio
+transport (`AsyncioStream`, which `connect` and `serve` choose on asyncio for
+TCP), three shortcuts spare a turn of the event loop per message, with the same
+guarantees: the reader's work on the bytes that arrive runs in the transport's
+callback while the reader task waits (`_feed`); a frame is written from the
+task that queues it when nothing waits for the writer and no burst is under way
+(`_flush`; frames are still written whole, and without waiting); and the
+keepalive runs on the event loop's timers instead of a task. Code that runs in
+those callbacks calls nothing that needs anyio to know the running event loop.
+
 Every wait is bounded once the connection is closing: when the closing handshake
 starts (either side), the reader gets a deadline ``close_timeout`` away; when
 it passes, the transport is aborted with `anyio.aclose_forcefully`, the reader
