@@ -34,6 +34,8 @@ class ClientConnection(Connection):
     behaviour; ``functools.partial(MyConnection, extra=42)`` passes extra arguments.
     """
 
+    __slots__ = ()
+
     protocol: ClientProtocol
 
     @property

@@ -23,6 +23,16 @@ connection (`connect` or `serve`):
 - the **keepalive** task sends a ping every ``ping_interval`` seconds and fails
   the connection with 1011 when the pong doesn't arrive within ``ping_timeout``.
 
+The writer starts with the first bytes it must write. On anyws' own asyncio
+transport (`AsyncioStream`, which `connect` and `serve` choose on asyncio for
+TCP), three shortcuts spare a turn of the event loop per message, with the same
+guarantees: the reader's work on the bytes that arrive runs in the transport's
+callback while the reader task waits (`_feed`); a frame is written from the
+task that queues it when nothing waits for the writer and no burst is under way
+(`_flush`; frames are still written whole, and without waiting); and the
+keepalive runs on the event loop's timers instead of a task. Code that runs in
+those callbacks calls nothing that needs anyio to know the running event loop.
+
 Every wait is bounded once the connection is closing: when the closing handshake
 starts (either side), the reader gets a deadline ``close_timeout`` away; when
 it passes, the transport is aborted with `anyio.aclose_forcefully`, the reader
@@ -36,6 +46,7 @@ in one place, `_translate_transport_errors`.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import math
 import os
@@ -45,6 +56,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
+    Callable,
     Generator,
     Iterable,
     Iterator,
@@ -56,6 +68,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
+from ._asyncio import AsyncioStream, Waiter, close_forcefully
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -130,6 +143,62 @@ class Connection:
     add behaviour.
     """
 
+    # Slots: a connection's attributes take a few hundred bytes instead of a
+    # dict's 1.5 KB; "__dict__" keeps other attributes possible (subclasses
+    # and tests add some), at no cost until one is set.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_aborted",
+        "_clock",
+        "_close_deadline",
+        "_closed_event",
+        "_drain_deadline",
+        "_drained",
+        "_fragmenting",
+        "_frames",
+        "_is_closed",
+        "_keepalive_payload",
+        "_keepalive_scope",
+        "_keepalive_timer",
+        "_loop",
+        "_messages",
+        "_new_event",
+        "_out",
+        "_out_size",
+        "_pings",
+        "_read_scope",
+        "_receive",
+        "_recv_busy",
+        "_recv_event",
+        "_resume_reading",
+        "_send_lock",
+        "_stopped",
+        "_streaming_text",
+        "_task_group",
+        "_transport_exc",
+        "_write_now",
+        "_write_wanted",
+        "_writer_cancelled",
+        "_writer_done",
+        "_writer_scope",
+        "_writer_state",
+        "_writing",
+        "close_timeout",
+        "debug",
+        "id",
+        "latency",
+        "logger",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "request",
+        "response",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         stream: anyio.abc.AnyByteStream,
@@ -169,38 +238,70 @@ class Connection:
             self._receive = receive
         else:
             self._receive = stream.receive
+        #: Writes without waiting, from any task, when the stream allows it (see _flush).
+        self._write_now = stream.try_write if isinstance(stream, AsyncioStream) else None
+        #: anyio's clock. On anyws' asyncio transport, the loop's (the same), also
+        #: readable in the transport's callbacks (_feed), outside any task, where
+        #: anyio may not know which event loop runs (under asyncio.run()).
+        self._loop = stream.loop if isinstance(stream, AsyncioStream) else None
+        self._clock: Callable[[], float] = (
+            anyio.current_time if self._loop is None else self._loop.time
+        )
+        #: Makes the one-shot events that recv(), send() and the tasks wait on:
+        #: futures on anyws' asyncio transport, cheaper than anyio.Event.
+        self._new_event: Callable[[], anyio.Event | Waiter] = (
+            stream.new_waiter if isinstance(stream, AsyncioStream) else anyio.Event
+        )
 
         # Incoming: frames waiting for recv(), and how many whole messages they hold.
         self._frames: deque[Frame] = deque()
         self._messages = 0
-        self._recv_event: anyio.Event | None = None
+        self._recv_event: anyio.Event | Waiter | None = None
         self._recv_busy = False
-        self._resume_reading: anyio.Event | None = None
+        self._resume_reading: anyio.Event | Waiter | None = None
         self._streaming_text = False
 
         # Outgoing: bytes waiting for the writer.
         self._out: list[bytes] = []
         self._out_size = 0
-        self._write_wanted: anyio.Event | None = None
-        self._drained: anyio.Event | None = None
-        self._send_lock = anyio.Lock(fast_acquire=True)
-        self._writer_done = anyio.Event()
+        self._write_wanted: anyio.Event | Waiter | None = None
+        self._drained: anyio.Event | Waiter | None = None
+        # Created when a send() must wait (backpressure, a fragmented message):
+        # until then, send() queues whole frames, synchronously.
+        self._send_lock: anyio.Lock | None = None
+        # The writer task starts when something is queued for it (_wake_writer):
+        # on anyws' asyncio transport, most connections write through and never
+        # need it. 0: not started, 1: running, 2: done.
+        self._writer_state = 0
+        self._writer_done: anyio.Event | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         # broadcast() never waits: when it leaves more than write_limit bytes
         # waiting, the writer must get below it by this deadline (its scope's).
         self._drain_deadline = math.inf
-        self._drain_scope = anyio.CancelScope()
 
         # Closing.
         self._close_deadline = math.inf
+        # The reader's and the writer's scopes exist while they run; _stop()
+        # cancels them (and those not started yet, as they start).
         self._read_scope: anyio.CancelScope | None = None
-        self._tasks_scope = anyio.CancelScope()
-        self._writer_scope = anyio.CancelScope()
-        self._keepalive_scope = anyio.CancelScope()
-        self._closed = anyio.Event()
+        self._writer_scope: anyio.CancelScope | None = None
+        self._stopped = False
+        self._writer_cancelled = False
+        # The keepalive task's scope; on anyws' asyncio transport, a timer instead
+        # (no task): the next ping, or the pong's deadline.
+        self._keepalive_scope: anyio.CancelScope | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_payload: bytes | None = None
+        # Set when the reader ended; the event is created for those who wait.
+        self._is_closed = False
+        self._closed_event: anyio.Event | None = None
         self._transport_exc: BaseException | None = None
         self._aborted = False
 
-        self._pings: dict[bytes, tuple[_PongWaiter, float]] = {}
+        # The waiter is None for the timer-driven keepalive's pings.
+        self._pings: dict[bytes, tuple[_PongWaiter | None, float]] = {}
+        self._fragmenting = False  # send() is sending a fragmented message
+        self._writing = False  # the writer is in the stream's send()
 
     # Public API ----------------------------------------------------------
 
@@ -381,7 +482,20 @@ class Connection:
         the connection is then failed with 1011.
         """
         if isinstance(message, str | bytes | bytearray | memoryview):
-            async with self._send_lock:
+            lock = self._send_lock
+            if lock is None or not lock.locked():
+                # No other send() in progress: queue the frame whole, now.
+                self._send_frame(message, text, fin=True, first=True, compress=compress)
+                if self._out_size <= self.write_limit:
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    return
+                # Wait for the writer holding the lock (taken at once: nothing
+                # awaited since the check), so that other sends wait their turn.
+                lock = self._get_send_lock()
+                async with lock:
+                    await self._wait_drained()
+                return
+            async with lock:
                 self._send_frame(message, text, fin=True, first=True, compress=compress)
                 await self._wait_drained()
             return
@@ -393,8 +507,14 @@ class Connection:
             iterator = None
         else:
             raise TypeError(f"message has unsupported type {type(message).__name__}")
-        async with self._send_lock:
+        async with self._get_send_lock():
             await self._send_fragments(iterator, aiter_, text, compress)
+
+    def _get_send_lock(self) -> anyio.Lock:
+        lock = self._send_lock
+        if lock is None:
+            lock = self._send_lock = anyio.Lock(fast_acquire=True)
+        return lock
 
     async def _send_fragments(
         self,
@@ -463,7 +583,7 @@ class Connection:
         the transport is still aborted after ``close_timeout``.
         """
         if self.protocol.state is State.OPEN:
-            if self._send_lock.locked() and self._fragmenting:
+            if self._fragmenting:
                 # A fragmented message is in progress: it can't be finished.
                 self._fail(1011, "close during fragmented message")
             else:
@@ -473,7 +593,7 @@ class Connection:
                     pass
                 self._flush()
                 self._closing_started()
-        await self._closed.wait()
+        await self._wait_closed()
 
     async def aclose(self) -> None:
         """Close with code 1000: anyio's `~anyio.abc.AsyncResource` protocol."""
@@ -484,7 +604,16 @@ class Connection:
 
         Cancellation (a timeout, for example) stops the wait and nothing else.
         """
-        await self._closed.wait()
+        await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        if self._is_closed:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = self._closed_event
+        if event is None:
+            event = self._closed_event = anyio.Event()
+        await event.wait()
 
     async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
         """Send a ping; return an awaitable that gives the latency when the pong arrives.
@@ -512,7 +641,7 @@ class Connection:
         self._check_sendable()
         self.protocol.send_ping(payload)
         waiter = _PongWaiter(self)
-        self._pings[payload] = (waiter, anyio.current_time())
+        self._pings[payload] = (waiter, self._clock())
         self._flush()
         return waiter
 
@@ -529,13 +658,11 @@ class Connection:
 
     # Internals: receiving --------------------------------------------------
 
-    _fragmenting = False
-
     async def _wait_for_frames(self, *, whole_message: bool) -> None:
         while (self._messages == 0) if whole_message else (not self._frames):
-            if self._closed.is_set():
+            if self._is_closed:
                 raise self._closed_exc()
-            event = self._recv_event = anyio.Event()
+            event = self._recv_event = self._new_event()
             await event.wait()
 
     def _message_consumed(self) -> None:
@@ -607,9 +734,37 @@ class Connection:
         output = self.protocol.data_to_send()
         if not output:
             return
+        # Nothing waits for the writer: write from this task, and spare the hop to
+        # the writer's. The stream refuses when it's busy, or in a burst (see
+        # AsyncioStream.try_write): better left to the writer, in one write.
+        # The EOF goes through a running writer, which then ends.
+        # More than write_limit goes through the writer, so that send() waits for it.
+        write_now = self._write_now
+        if write_now is not None and not self._out:
+            eof = output[-1] == SEND_EOF
+            data = output[0] if len(output) == 1 else b"".join(output)
+            if (
+                (not eof or self._writer_state != 1)
+                and len(data) <= self.write_limit
+                and write_now(data, eof=eof and self._transport_exc is None)
+            ):
+                return
+            output = [data, SEND_EOF] if eof and data else [data]
         self._out.extend(output)
         for chunk in output:
             self._out_size += len(chunk)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Tell the writer that bytes wait; start it the first time."""
+        if self._writer_state == 0:
+            task_group = self._task_group
+            if task_group is None or self._is_closed or self._stopped:
+                return  # _start starts it; or too late: nothing is written anymore
+            self._writer_state = 1
+            name = f"anyws {self.protocol.side.name.lower()} {self.id} writer"
+            task_group.start_soon(self._run_writer, name=name)
+            return
         wanted = self._write_wanted
         if wanted is not None:
             self._write_wanted = None
@@ -647,14 +802,13 @@ class Connection:
             self._flush()  # Keep the protocol's output, if any, in order.
             self._out.append(frame)
             self._out_size += len(frame)
-            wanted = self._write_wanted
-            if wanted is not None:
-                self._write_wanted = None
-                wanted.set()
+            self._wake_writer()
         if self._out_size > self.write_limit and drain_timeout is not None:
-            deadline = anyio.current_time() + drain_timeout
+            deadline = self._clock() + drain_timeout
             if deadline < self._drain_deadline:
-                self._drain_deadline = self._drain_scope.deadline = deadline
+                self._drain_deadline = deadline
+                if self._writer_scope is not None:
+                    self._writer_scope.deadline = deadline
 
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
@@ -666,11 +820,12 @@ class Connection:
             await anyio.lowlevel.checkpoint_if_cancelled()
             return
         while self._out_size > self.write_limit:
-            if self._closed.is_set():
+            if self._is_closed:
                 raise self._closed_exc()
             drained = self._drained
-            if drained is None:
-                drained = self._drained = anyio.Event()
+            if drained is None or (isinstance(drained, Waiter) and drained.done()):
+                # (A Waiter whose waiter was cancelled is cancelled: make another.)
+                drained = self._drained = self._new_event()
             await drained.wait()
 
     # Internals: closing ----------------------------------------------------
@@ -679,7 +834,7 @@ class Connection:
         """Give the reader a deadline: the closing handshake must finish in time."""
         if self.protocol.close_expected() and self._close_deadline == math.inf:
             timeout = self.close_timeout
-            self._close_deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+            self._close_deadline = self._clock() + (math.inf if timeout is None else timeout)
             if self._read_scope is not None:
                 self._read_scope.deadline = self._close_deadline
             resume = self._resume_reading
@@ -718,21 +873,32 @@ class Connection:
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the reader, the writer and the keepalive task in ``task_group``."""
+        self._task_group = task_group
         # Frames that came with the handshake may have made the protocol answer
         # (a pong, the close echo, a failing close): hand that to the writer.
         self._flush()
         self._closing_started()
         name = f"anyws {self.protocol.side.name.lower()} {self.id}"
         task_group.start_soon(self._run_reader, name=f"{name} reader")
-        task_group.start_soon(self._run_writer, name=f"{name} writer")
         if self.ping_interval is not None:
-            task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
+            if self._loop is not None:
+                timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+                self._keepalive_timer = timer
+            else:
+                self._keepalive_scope = anyio.CancelScope()
+                task_group.start_soon(self._run_keepalive, name=f"{name} keepalive")
 
     def _stop(self) -> None:
         """Cancel the background tasks (the connection is being torn down)."""
-        self._tasks_scope.cancel()
-        self._writer_scope.cancel()
-        self._keepalive_scope.cancel()
+        # Only the scopes of tasks still running: anyio's cancel() costs a repr of
+        # the current task.
+        self._stopped = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        self._cancel_writer()
+        if self._keepalive_scope is not None:
+            self._keepalive_scope.cancel()
+        self._cancel_keepalive_timer()
 
     def _record_transport_exc(self, exc: BaseException) -> None:
         if self._transport_exc is None and not self._aborted:
@@ -744,16 +910,55 @@ class Connection:
             if self.debug:
                 self.logger.debug("! transport error: %r", exc)
 
+    def _feed(self, data: bytes) -> bool:
+        """The reader's work on ``data``, done in anyws' asyncio transport's callback.
+
+        Called while the reader task waits in ``receive()`` with nothing buffered
+        (see `AsyncioStream.set_consumer`): the messages reach `recv` without a
+        hop through the reader task. Returns ``False``, leaving the bytes to the
+        reader, when the reader must stop reading (backpressure); wakes the
+        reader when the connection is closed.
+        """
+        max_queue = self.max_queue
+        if (
+            max_queue is not None
+            and self._messages >= max_queue
+            and self._close_deadline == math.inf
+        ):
+            return False
+        protocol = self.protocol
+        protocol.receive_data(data)
+        self._process_events()
+        self._flush()
+        if protocol.state is State.CLOSED:
+            assert isinstance(self.transport, AsyncioStream)
+            self.transport.interrupt_receive()
+        else:
+            self._closing_started()
+            if max_queue is not None and self._messages >= max_queue:
+                # The queue just filled: wake the reader so that it stops reading
+                # now, as it does after a read of its own, rather than take (and
+                # answer the pings of) the next bytes that arrive.
+                assert isinstance(self.transport, AsyncioStream)
+                self.transport.interrupt_receive()
+        return True
+
     async def _run_reader(self) -> None:
         protocol = self.protocol
         receive = self._receive
         cancelled = False
+        consuming = self._write_now is not None
+        if consuming:
+            assert isinstance(self.transport, AsyncioStream)
+            self.transport.set_consumer(self._feed)
         try:
             # One scope for the whole loop, not one per read: its deadline is the
             # closing handshake's (set by _closing_started), and cancelling it
             # (_abort_soon) ends the connection.
-            with self._tasks_scope, anyio.CancelScope(deadline=self._close_deadline) as scope:
+            with anyio.CancelScope(deadline=self._close_deadline) as scope:
                 self._read_scope = scope
+                if self._stopped:
+                    scope.cancel()
                 while True:
                     max_queue = self.max_queue
                     if (
@@ -762,7 +967,7 @@ class Connection:
                         and self._close_deadline == math.inf
                     ):
                         # Backpressure: stop reading until recv() catches up.
-                        resume = self._resume_reading = anyio.Event()
+                        resume = self._resume_reading = self._new_event()
                         await resume.wait()
                         continue
                     data: bytes | None = None
@@ -774,7 +979,7 @@ class Connection:
                         self._record_transport_exc(exc)
                     if data is None:
                         protocol.receive_eof()
-                    else:
+                    elif data:  # b"": _feed processed the bytes already
                         protocol.receive_data(data)
                     self._process_events()
                     self._flush()
@@ -782,7 +987,7 @@ class Connection:
                         break
                     self._closing_started()
             self._read_scope = None
-            if scope.cancelled_caught and not self._aborted and self.debug:
+            if scope.cancelled_caught and not self._aborted and not self._stopped and self.debug:
                 self.logger.debug("! timed out waiting for TCP close")
         except anyio.get_cancelled_exc_class():
             cancelled = True
@@ -791,6 +996,9 @@ class Connection:
             self.logger.error("unexpected error in reader task", exc_info=exc)
             cancelled = True
         finally:
+            if consuming:
+                assert isinstance(self.transport, AsyncioStream)
+                self.transport.set_consumer(None)
             with anyio.CancelScope(shield=True):
                 await self._finish(cancelled)
 
@@ -820,15 +1028,20 @@ class Connection:
     def _resolve_pings(self, data: bytes) -> None:
         if data not in self._pings:
             return
-        now = anyio.current_time()
+        now = self._clock()
+        keepalive = False
         # A pong acknowledges the ping it matches and every ping sent before it.
         for payload in list(self._pings):
             waiter, sent_at = self._pings.pop(payload)
-            waiter._latency = now - sent_at
-            waiter._event.set()
+            if waiter is not None:
+                waiter._latency = now - sent_at
+                waiter._event.set()
+            keepalive = keepalive or payload == self._keepalive_payload
             if payload == data:
                 self.latency = now - sent_at
                 break
+        if keepalive:
+            self._keepalive_pong()
 
     async def _finish(self, cancelled: bool) -> None:
         """End of the reader: flush the last frames, close the transport, wake everyone."""
@@ -850,33 +1063,50 @@ class Connection:
                 if deadline == math.inf and self.close_timeout is not None:
                     deadline = anyio.current_time() + self.close_timeout
                 with anyio.CancelScope(deadline=deadline):
-                    await self._writer_done.wait()
-        self._writer_scope.cancel()
-        await anyio.aclose_forcefully(self.transport)
+                    if self._writer_state == 1:
+                        done = self._writer_done = anyio.Event()
+                        await done.wait()
+                    if isinstance(self.transport, AsyncioStream):
+                        # What was written through may wait in the transport.
+                        await self.transport.drain()
+        self._cancel_writer()
+        await close_forcefully(self.transport)
         if self.debug:
             self.logger.debug("= connection closed: %s", protocol.close_exc)
-        self._closed.set()
+        self._is_closed = True
+        if self._closed_event is not None:
+            self._closed_event.set()
         for waiter, _ in self._pings.values():
-            waiter._event.set()
+            if waiter is not None:
+                waiter._event.set()
         self._pings.clear()
+        self._cancel_keepalive_timer()
         for event in (self._recv_event, self._resume_reading, self._drained, self._write_wanted):
             if event is not None:
                 event.set()
         self._recv_event = self._drained = self._write_wanted = self._resume_reading = None
 
-    _writing = False
+    def _cancel_writer(self) -> None:
+        """Stop the writer, if it runs, or when it starts."""
+        if self._writer_state == 1 and not self._writer_cancelled:
+            self._writer_cancelled = True
+            if self._writer_scope is not None:
+                self._writer_scope.cancel()
 
     async def _run_writer(self) -> None:
         transport = self.transport
-        drain_scope = self._drain_scope
+        # The scope's deadline is the one broadcast() sets (_send_broadcast).
+        drain_scope = self._writer_scope = anyio.CancelScope(deadline=self._drain_deadline)
+        if self._writer_cancelled:
+            drain_scope.cancel()
         try:
-            with self._writer_scope, drain_scope:
+            with drain_scope:
                 while True:
                     output = self._out
                     if not output:
-                        if self._closed.is_set():
+                        if self._is_closed:
                             return
-                        wanted = self._write_wanted = anyio.Event()
+                        wanted = self._write_wanted = self._new_event()
                         await wanted.wait()
                         continue
                     self._out = []
@@ -886,6 +1116,10 @@ class Connection:
                     try:
                         if data:
                             await transport.send(data)
+                        elif eof and self._write_now is not None:
+                            # Bytes written directly may wait in the transport: the
+                            # EOF goes after them, and closing mustn't drop them.
+                            await transport.send(b"")
                         if eof:
                             await self._send_eof()
                     finally:
@@ -901,7 +1135,7 @@ class Connection:
                             self._drain_deadline = drain_scope.deadline = math.inf
                     if eof:
                         return
-            if drain_scope.cancelled_caught and not self._writer_scope.cancel_called:
+            if drain_scope.cancelled_caught and not self._writer_cancelled:
                 # A broadcast left more than write_limit bytes waiting, and they
                 # didn't drain in time. The write was interrupted, maybe in the
                 # middle of a frame: nothing more may be written, not even the
@@ -919,7 +1153,9 @@ class Connection:
             self.logger.error("unexpected error in writer task", exc_info=exc)
             self._abort_soon()
         finally:
-            self._writer_done.set()
+            self._writer_state = 2
+            if self._writer_done is not None:
+                self._writer_done.set()
             drained = self._drained
             if drained is not None:
                 self._drained = None
@@ -927,6 +1163,7 @@ class Connection:
 
     async def _run_keepalive(self) -> None:
         assert self.ping_interval is not None
+        assert self._keepalive_scope is not None
         with self._keepalive_scope:
             while True:
                 await anyio.sleep(self.ping_interval)
@@ -953,6 +1190,56 @@ class Connection:
                     if self.protocol.state is State.OPEN:
                         self._fail(1011, "keepalive ping timeout", abort=True)
                     return
+
+    # The keepalive on anyws' asyncio transport: the same, driven by timers.
+    # They run as callbacks of the event loop, outside any task: no anyio call.
+
+    def _keepalive_ping(self) -> None:
+        assert self._loop is not None
+        assert self.ping_interval is not None
+        self._keepalive_timer = None
+        if self.protocol.state is not State.OPEN:
+            return
+        payload = os.urandom(4)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        self.protocol.send_ping(payload)
+        self._pings[payload] = (None, self._clock())
+        self._keepalive_payload = payload
+        self._flush()
+        if self.debug:
+            self.logger.debug("% sent keepalive ping")
+        if self.ping_timeout is None:
+            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+        else:
+            self._keepalive_timer = self._loop.call_later(
+                self.ping_timeout, self._keepalive_timed_out
+            )
+
+    def _keepalive_pong(self) -> None:
+        """The keepalive ping was answered: ping again ``ping_interval`` later."""
+        assert self._loop is not None
+        assert self.ping_interval is not None
+        self._keepalive_payload = None
+        if self.ping_timeout is None:
+            return  # the next ping is due already
+        self._cancel_keepalive_timer()
+        if self.debug:
+            self.logger.debug("% received keepalive pong")
+        self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+
+    def _keepalive_timed_out(self) -> None:
+        self._keepalive_timer = None
+        if self.debug:
+            self.logger.debug("- timed out waiting for keepalive pong")
+        if self.protocol.state is State.OPEN:
+            self._fail(1011, "keepalive ping timeout", abort=True)
+
+    def _cancel_keepalive_timer(self) -> None:
+        timer = self._keepalive_timer
+        if timer is not None:
+            self._keepalive_timer = None
+            timer.cancel()
 
     # Opening handshake, before the background tasks start --------------
 

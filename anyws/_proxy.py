@@ -38,6 +38,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._asyncio import adopt
 from ._tls import start_tls
 from .exceptions import (
     InvalidHandshake,
@@ -149,11 +150,13 @@ def get_proxy(uri: WebSocketURI) -> str | None:
     port. On macOS and Windows, without such variables, the system's settings apply
     (`urllib.request.getproxies`).
     """
+    proxies = urllib.request.getproxies()
+    if not proxies:  # the common case; proxy_bypass would read the environment again
+        return None
     # proxy_bypass splits the port off at the last colon: an IPv6 address needs no
     # brackets here, and a no_proxy entry matches it written without brackets.
     if urllib.request.proxy_bypass(f"{uri.host}:{uri.port}"):
         return None
-    proxies = urllib.request.getproxies()
     for name in ("wss", "https", "all") if uri.secure else ("ws", "http", "all"):
         proxy = proxies.get(name)
         if proxy:
@@ -198,7 +201,8 @@ async def open_tcp_stream(
     if proxy is True:
         proxy = get_proxy(uri)
     if proxy is None:
-        return await anyio.connect_tcp(uri.host, uri.port)
+        # On asyncio, anyws' own transport (see _asyncio.py): nothing was read yet.
+        return await adopt(await anyio.connect_tcp(uri.host, uri.port))
     parsed = parse_proxy(proxy)
     if parsed.scheme != "https" and proxy_ssl is not None:
         article = "an" if parsed.scheme == "http" else "a"

@@ -16,6 +16,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ._asyncio import accept_function, close_forcefully
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
@@ -43,9 +44,9 @@ class ServerConnection(Connection):
     behaviour; ``functools.partial(MyConnection, extra=42)`` passes extra arguments.
     """
 
+    __slots__ = ("server", "username")
+
     protocol: ServerProtocol
-    #: The user authenticated by `basic_auth`; ``None`` until then.
-    username: str | None = None
 
     def __init__(
         self,
@@ -70,6 +71,8 @@ class ServerConnection(Connection):
         )
         #: The server that accepted this connection.
         self.server = server
+        #: The user authenticated by `basic_auth`; ``None`` until then.
+        self.username: str | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -483,7 +486,8 @@ class serve:  # a context manager used like a function, as in websockets
     async def _accept(
         self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup
     ) -> None:
-        accept = listener.accept  # type: ignore[attr-defined]
+        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
+        accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
         while True:
             try:
                 stream = await accept()
@@ -546,14 +550,16 @@ class serve:  # a context manager used like a function, as in websockets
                         self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
                         return
                 connection = await self._handshake(stream, peer)
-            if opening.cancelled_caught:
+            timed_out = opening.cancelled_caught
+            del opening  # a cancel scope with two sets: not for the connection's life
+            if timed_out:
                 self.logger.debug("opening handshake failed from %s: timed out", peer)
                 return
             if connection is None:
                 return
             await self._run(connection)
         finally:
-            await anyio.aclose_forcefully(stream)
+            await close_forcefully(stream)
 
     async def _run(self, connection: ServerConnection) -> None:
         """Run the handler on an open connection, with its background tasks beside it."""

@@ -1445,9 +1445,16 @@ async def test_no_task_left_behind(ending: str) -> None:
             handler=handler if ending == "handler" else None,
         ) as (client, server):
             await settle()  # a handler starts its tasks in its own task
+            tasks = ["reader", "keepalive"]
+            if ending != "handler":
+                # The writer starts with the first bytes to write.
+                await client.send("start the writer")
+                await server.send("start the writer")
+                await settle()
+                tasks.append("writer")
             running = anyws_tasks()
             for side, connection in (("client", client), ("server", server)):
-                for task in ("reader", "writer", "keepalive"):
+                for task in tasks:
                     assert f"anyws {side} {connection.id} {task}" in running
             if ending == "error":
                 raise ValueError("boom")
