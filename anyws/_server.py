@@ -53,7 +53,7 @@ class ServerConnection(Connection):
         stream: anyio.abc.AnyByteStream,
         protocol: ServerProtocol,
         *,
-        server: Server | None = None,
+        server: Server,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
@@ -108,6 +108,7 @@ class Server:
         self.connections: set[ServerConnection] = set()
         self.logger = logger
         self.listeners: list[anyio.abc.Listener[Any]] = []
+        self._addresses: list[Any] = []  # of the listeners, read while they're open
         self.close_timeout: float | None = 10
         self._handlers: set[anyio.CancelScope] = set()
         self._handlers_done = anyio.Event()
@@ -130,21 +131,25 @@ class Server:
         IPv6 address with a scope, as anyio gives it), and the path for a Unix
         socket (`bytes` for Linux's abstract namespace).
         """
-        return [
-            listener.extra(anyio.abc.SocketAttribute.local_address) for listener in self.listeners
-        ]
+        if len(self._addresses) != len(self.listeners):  # read once: still valid closed
+            self._addresses = [
+                listener.extra(anyio.abc.SocketAttribute.local_address)
+                for listener in self.listeners
+            ]
+        return list(self._addresses)
 
     @property
     def port(self) -> int:
         """The TCP port of the first TCP listener, handy with ``port=0``.
 
+        It stays readable after the server closed.
+
         Raises:
             RuntimeError: The server has no TCP listener (a Unix socket server).
         """
-        for listener in self.listeners:
-            port = listener.extra(anyio.abc.SocketAttribute.local_port, None)
-            if port is not None:
-                return int(port)
+        for address in self.sockets:
+            if isinstance(address, tuple):
+                return int(address[1])
         raise RuntimeError("the server has no TCP listener")
 
     async def serve_forever(self) -> None:

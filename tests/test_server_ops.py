@@ -445,6 +445,18 @@ async def test_handshake_during_shutdown_gets_503(caplog: pytest.LogCaptureFixtu
 # Several listeners, reuse_port ---------------------------------------------------
 
 
+async def test_port_and_sockets_stay_readable_after_close() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port, sockets = server.port, server.sockets
+            assert sockets == [("127.0.0.1", port)]
+    # The listening sockets are closed: their addresses are still known.
+    assert (server.port, server.sockets) == (port, sockets)
+    with pytest.raises(OSError):
+        async with connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT):
+            pytest.fail("connected")
+
+
 async def test_serve_on_a_list_of_hosts_shares_the_port() -> None:
     if not ipv6_available():
         pytest.skip("no IPv6 on this machine")

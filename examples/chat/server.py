@@ -42,7 +42,6 @@ def serve_page(connection: anyws.ServerConnection, request: anyws.Request) -> an
 async def relay(websocket: anyws.ServerConnection) -> None:
     """Send every message of this client to every connected client."""
     server = websocket.server
-    assert server is not None
     async for message in websocket:
         if not isinstance(message, str) or len(message) > MAX_MESSAGE:
             continue  # the page sends short text messages only

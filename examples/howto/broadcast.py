@@ -8,7 +8,6 @@ import anyws
 # [relay]
 async def handler(connection: anyws.ServerConnection) -> None:
     server = connection.server
-    assert server is not None  # always set in a handler
     async for message in connection:
         anyws.broadcast(server.connections, message)
         # [/relay]
