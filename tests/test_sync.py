@@ -220,11 +220,13 @@ def test_async_client_sync_server(backend: dict[str, Any]) -> None:
 
 def test_recv_timeout_loses_nothing(backend: dict[str, Any]) -> None:
     go = threading.Event()
+    sent = threading.Event()
 
     def handler(ws: ServerConnection) -> None:
         wait(go)
         ws.send("late")
         ws.send("queued")
+        sent.set()
         ws.recv(TIMEOUT)  # the client's "done"
 
     with (
@@ -238,7 +240,10 @@ def test_recv_timeout_loses_nothing(backend: dict[str, Any]) -> None:
             ws.recv(timeout=0)
         go.set()
         assert ws.recv(TIMEOUT) == "late"
-        # The pong comes after "queued" on the same TCP stream: it is queued.
+        # Once "queued" is sent, a ping's pong comes after it on the same TCP
+        # stream: when the pong is in, "queued" is queued. (Without waiting for
+        # the handler, the server could answer the ping before sending "queued".)
+        wait(sent)
         wait(ws.ping())
         assert ws.recv(timeout=0) == "queued"
         ws.send("done")
