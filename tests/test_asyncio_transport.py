@@ -12,8 +12,8 @@ import pytest
 
 from anyws import ClientConnection, ConnectionClosedError, ServerConnection, connect, serve
 from anyws._asyncio import AsyncioStream, adopt, running_loop
-from anyws.sansio._handshake import accept_key
 from tests.conftest import MS
+from tests.test_client_server import raw_server, read_request, switching_protocols
 
 
 TIMEOUT = 10_000 * MS
@@ -216,28 +216,11 @@ async def test_keepalive_timeout_over_tcp() -> None:
     done = anyio.Event()
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += await stream.receive()
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in data.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            await stream.send(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + accept_key(key.decode()).encode()
-                + b"\r\n\r\n"
-            )
-            await done.wait()  # read nothing, answer nothing
+        await stream.send(switching_protocols(await read_request(stream)))
+        await done.wait()  # read nothing, answer nothing
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
     with anyio.fail_after(TIMEOUT):
-        async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, handle)
+        async with raw_server(handle) as port:
             async with connect(
                 f"ws://127.0.0.1:{port}",
                 compression=None,
@@ -250,7 +233,6 @@ async def test_keepalive_timeout_over_tcp() -> None:
                 "sent 1011 (internal error) keepalive ping timeout; no close frame received"
             )
             done.set()
-            tg.cancel_scope.cancel()
 
 
 async def test_send_waits_for_a_slow_reader_again_after_a_timeout() -> None:

@@ -112,6 +112,21 @@ async def read_request(stream: anyio.abc.SocketStream) -> bytes:
     return data
 
 
+def switching_protocols(request: bytes) -> bytes:
+    """The head of a 101 response accepting the handshake ``request``, by hand."""
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+        + accept_key(key.decode()).encode()
+        + b"\r\n\r\n"
+    )
+
+
 def reset_on_close(stream: anyio.abc.AnyByteStream) -> None:
     """Make closing ``stream`` abort the TCP connection with RST."""
     sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
@@ -854,17 +869,8 @@ async def test_frames_in_the_handshake_read_are_answered_at_once() -> None:
     got = bytearray()
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
-        request = await read_request(stream)
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
         await stream.send(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + accept_key(key.decode()).encode()
-            + b"\r\n\r\n"
+            switching_protocols(await read_request(stream))
             + b"\x89\x02hi"  # PING "hi"
             + b"\x88\x02\x03\xe8"  # CLOSE 1000
         )
