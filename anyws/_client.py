@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._options import ConnectionOptions
 from ._proxy import open_tcp_stream, parse_proxy
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
 from ._tls import start_tls
@@ -171,13 +172,13 @@ class connect:  # a context manager used like a function, as in websockets
         )
         self.user_agent_header = user_agent_header
         self.open_timeout = open_timeout
-        self.connection_options: dict[str, Any] = {
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-        }
+        self.connection_options: dict[str, Any] = ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        ).as_kwargs()
         self.max_size = max_size
         self.ssl = ssl
         self.server_hostname = server_hostname

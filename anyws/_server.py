@@ -18,6 +18,7 @@ from anyio.streams.tls import TLSStream
 
 from ._asyncio import accept_function, close_forcefully
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._options import ConnectionOptions
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
@@ -360,13 +361,13 @@ class serve:  # a context manager used like a function, as in websockets
         self.server_header = server_header
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
-        self.connection_options: dict[str, Any] = {
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-        }
+        self.connection_options: dict[str, Any] = ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        ).as_kwargs()
         self.max_size = max_size
         self.ssl = ssl
         self.logger: LoggerLike = logger or logging.getLogger("anyws.server")

@@ -298,7 +298,7 @@ class Connection:
         if limit <= 0:
             # An expired deadline would cancel recv() even with a message queued:
             # look at the queue instead.
-            if connection._messages == 0 and not connection._is_closed:
+            if connection._inbox.messages == 0 and not connection._engine.is_closed:
                 raise TimeoutError(f"timed out in {limit:.1f}s")
             return await recv(decode)
         with anyio.move_on_after(limit):
