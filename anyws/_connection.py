@@ -13,7 +13,13 @@ created; the connection never looks at its transport again. Beside it:
 - its `Pings` (`anyws._keepalive`) match pongs with pings and run the keepalive
   on the engine's timer;
 - `anyws._handshake_io` runs the opening handshake's I/O before the engine's
-  tasks start.
+  tasks start (`write_handshake`, `receive_handshake`).
+
+The module ends with the connection's internal surface: the functions that the
+rest of anyws (client, server, broadcast, `anyws.sync`) uses beyond the public
+API, so that no module reaches into a connection's private members; `Running`
+runs a connection's tasks for `connect`, `serve`, `reconnect` and
+`anyws.testing`.
 
 The engine's tasks run in a task group owned by the ``async with`` that opened
 the connection (`connect` or `serve`), and call the connection back through the
@@ -56,7 +62,22 @@ if TYPE_CHECKING:
     from .sansio._http11 import Request, Response
 
 
-__all__ = ["READ_SIZE", "TRANSPORT_ERRORS", "Connection", "Data", "DataLike"]
+__all__ = [
+    "READ_SIZE",
+    "TRANSPORT_ERRORS",
+    "Connection",
+    "Data",
+    "DataLike",
+    "Running",
+    "closed_exc",
+    "is_closed",
+    "is_fragmenting",
+    "queued_messages",
+    "receive_handshake",
+    "send_broadcast",
+    "transport_error",
+    "write_handshake",
+]
 
 DataLike = str | bytes | bytearray | memoryview
 
@@ -659,23 +680,8 @@ class Connection:
         """Cancel the background tasks (the connection is being torn down)."""
         self._engine.stop()
 
-    # The opening handshake, before the background tasks start ---------------
 
-    async def _write_direct(self) -> None:
-        """Write the protocol's output from the current task (handshake only)."""
-        await _handshake_io.write_output(self.protocol, self._engine)
-
-    async def _receive_handshake_message(self) -> Request | Response | None:
-        """Read until the protocol parses the handshake request or response."""
-        return await _handshake_io.receive_message(self.protocol, self._engine, self._inbox)
-
-    @property
-    def _transport_exc(self) -> BaseException | None:
-        """The first transport error (for the client's and the server's handshake)."""
-        return self._engine.transport_exc
-
-
-class _Running:
+class Running:
     """Runs a connection's background tasks in a task group owned by this context.
 
     The body of the ``async with`` runs outside any exception group: the task
@@ -719,3 +725,67 @@ class _Running:
         finally:
             connection._stop()
             await task_group.__aexit__(None, None, None)
+
+
+# The connection's internal surface: what the rest of anyws (client, server,
+# broadcast, anyws.sync) may use of a connection beyond its public API.
+
+
+async def write_handshake(connection: Connection) -> None:
+    """Write the protocol's output from the current task (the opening handshake).
+
+    A transport error ends the protocol, as an end of stream would; see
+    `transport_error`.
+    """
+    await _handshake_io.write_output(connection.protocol, connection._engine)
+
+
+async def receive_handshake(connection: Connection) -> Request | Response | None:
+    """Read until the protocol parses the handshake request or response.
+
+    Frames that arrive with it are queued for `Connection.recv`. Returns ``None``
+    when the handshake failed or the stream ended first.
+    """
+    return await _handshake_io.receive_message(
+        connection.protocol, connection._engine, connection._inbox
+    )
+
+
+def transport_error(connection: Connection) -> BaseException | None:
+    """The first error of the connection's transport, if any."""
+    return connection._engine.transport_exc
+
+
+def closed_exc(connection: Connection) -> ConnectionClosed:
+    """The exception that `Connection.recv` raises once the connection is closed."""
+    return connection._closed_exc()
+
+
+def is_closed(connection: Connection) -> bool:
+    """Whether the connection's reader ended and its transport is closed."""
+    return connection._engine.is_closed
+
+
+def queued_messages(connection: Connection) -> int:
+    """How many whole messages wait for `Connection.recv`."""
+    return connection._inbox.messages
+
+
+def is_fragmenting(connection: Connection) -> bool:
+    """Whether `Connection.send` is sending a fragmented message."""
+    return connection._fragmenting
+
+
+def send_broadcast(
+    connection: Connection,
+    frame: bytes | None,
+    payload: bytes,
+    text: bool,
+    *,
+    drain_timeout: float | None,
+    max_buffer: int | None,
+) -> None:
+    """Queue a message for `broadcast`; see `Connection._send_broadcast`."""
+    connection._send_broadcast(
+        frame, payload, text, drain_timeout=drain_timeout, max_buffer=max_buffer
+    )
