@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from ._keepalive import Timer
     from ._messages import Inbox
-    from .sansio._protocol import LoggerLike
 
 
 __all__ = ["AsyncioEngine", "LoopTimer"]
@@ -76,9 +75,6 @@ class AsyncioEngine(TaskEngine):
         *,
         write_limit: int,
         close_timeout: float | None,
-        logger: LoggerLike,
-        debug: bool,
-        name: str,
     ) -> None:
         self._stream = stream
         super().__init__(
@@ -87,9 +83,6 @@ class AsyncioEngine(TaskEngine):
             inbox,
             write_limit=write_limit,
             close_timeout=close_timeout,
-            logger=logger,
-            debug=debug,
-            name=name,
         )
         self._try_write = stream.try_write
         # Readable in the transport's callbacks, outside any task, where anyio may
@@ -151,7 +144,7 @@ class AsyncioEngine(TaskEngine):
         inbox = self.inbox
         if inbox.full and self.close_deadline == math.inf:
             return False
-        if self._received(data) or inbox.full:
+        if self._link._received(data) or inbox.full:
             # Closed: the reader ends. Or the queue just filled: wake the reader so
             # that it stops reading now, as it does after a read of its own, rather
             # than take (and answer the pings of) the next bytes that arrive.

@@ -23,8 +23,8 @@ runs a connection's tasks for `connect`, `serve`, `reconnect` and
 
 The engine's tasks run in a task group owned by the ``async with`` that opened
 the connection (`connect` or `serve`), and call the connection back through the
-`~anyws._engine.Link` it gave the engine (its own ``_received``,
-``_reader_ended``, ``_too_slow`` and ``_closed``). Everything sent is queued
+methods that `~anyws._engine.Link` declares (``_received``, ``_reader_ended``,
+``_too_slow``, ``_closed``...). Everything sent is queued
 whole and synchronously, so cancelling `send` never leaves half a frame on the
 wire.
 
@@ -50,7 +50,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import _handshake_io
-from ._engine import READ_SIZE, TRANSPORT_ERRORS, Link, make_engine
+from ._engine import READ_SIZE, TRANSPORT_ERRORS, make_engine
 from ._keepalive import Pings, PongWaiter
 from ._messages import Data, FragmentIterator, Inbox, MessageIterator
 from .exceptions import ConnectionClosed, InvalidState
@@ -106,20 +106,14 @@ class Connection:
         "_inbox",
         "_pings",
         "_send_lock",
-        "_write",
-        "close_timeout",
         "debug",
         "id",
         "latency",
         "logger",
-        "max_queue",
-        "ping_interval",
-        "ping_timeout",
         "protocol",
         "request",
         "response",
         "transport",
-        "write_limit",
     )
 
     def __init__(
@@ -135,11 +129,6 @@ class Connection:
     ) -> None:
         self.transport = stream
         self.protocol = protocol
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.max_queue = max_queue
-        self.write_limit = write_limit
         #: Unique identifier of the connection, for logs.
         self.id: uuid.UUID = uuid.uuid4()
         #: The logger of the connection's protocol.
@@ -152,29 +141,21 @@ class Connection:
         #: The opening handshake's response (set by the client or server).
         self.response: Response | None = None
 
-        self._inbox = inbox = Inbox(max_queue, self._closed_exc)
-        link = Link(self._received, self._reader_ended, self._too_slow, self._closed)
+        self._inbox = inbox = Inbox(max_queue, self)
         self._engine = engine = make_engine(
             stream,
-            link,
+            self,
             inbox,
             write_limit=write_limit,
             close_timeout=close_timeout,
-            logger=self.logger,
-            debug=self.debug,
-            name=f"anyws {protocol.side.name.lower()} {self.id}",
         )
         inbox.new_event = engine.new_event
-        self._write = engine.write
         self._pings = Pings(
-            self._send_keepalive_ping,
-            self._keepalive_timed_out,
+            self,
             engine.clock,
             engine.timer,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            logger=self.logger,
-            debug=self.debug,
         )
         # Created when a send() must wait (backpressure, a fragmented message):
         # until then, send() queues whole frames, synchronously.
@@ -182,6 +163,53 @@ class Connection:
         self._fragmenting = False  # send() is sending a fragmented message
         # Created for those who wait for the end.
         self._closed_event: anyio.Event | None = None
+
+    # Settings: each lives in the part that uses it -------------------------
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between keepalive pings; ``None``: no keepalive."""
+        return self._pings.ping_interval
+
+    @ping_interval.setter
+    def ping_interval(self, value: float | None) -> None:
+        self._pings.ping_interval = value
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds to wait for a keepalive pong; ``None``: forever."""
+        return self._pings.ping_timeout
+
+    @ping_timeout.setter
+    def ping_timeout(self, value: float | None) -> None:
+        self._pings.ping_timeout = value
+
+    @property
+    def close_timeout(self) -> float | None:
+        """Bound on the closing handshake, in seconds."""
+        return self._engine.close_timeout
+
+    @close_timeout.setter
+    def close_timeout(self, value: float | None) -> None:
+        self._engine.close_timeout = value
+
+    @property
+    def max_queue(self) -> int | None:
+        """Most incoming messages waiting for `recv` before reading stops."""
+        return self._inbox.max_queue
+
+    @max_queue.setter
+    def max_queue(self, value: int | None) -> None:
+        self._inbox.max_queue = value
+
+    @property
+    def write_limit(self) -> int:
+        """`send` waits while more bytes than this wait to be written."""
+        return self._engine.write_limit
+
+    @write_limit.setter
+    def write_limit(self, value: int) -> None:
+        self._engine.write_limit = value
 
     # Public API ----------------------------------------------------------
 
@@ -309,7 +337,8 @@ class Connection:
             if lock is None or not lock.locked():
                 # No other send() in progress: queue the frame whole, now.
                 self._send_frame(message, text, fin=True, first=True, compress=compress)
-                if self._engine.out_size <= self.write_limit:
+                engine = self._engine
+                if engine.out_size <= engine.write_limit:
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     return
                 # Wait for the writer holding the lock (taken at once: nothing
@@ -536,7 +565,7 @@ class Connection:
         """Hand the protocol's output to the engine; never waits."""
         output = self.protocol.data_to_send()
         if output:
-            self._write(output)
+            self._engine.write(output)
 
     def _send_broadcast(
         self,
@@ -585,7 +614,7 @@ class Connection:
         """Give the reader a deadline: the closing handshake must finish in time."""
         engine = self._engine
         if engine.close_deadline == math.inf and self.protocol.close_expected():
-            timeout = self.close_timeout
+            timeout = engine.close_timeout
             engine.closing(engine.clock() + (math.inf if timeout is None else timeout))
 
     def _fail(self, code: int, reason: str, *, abort: bool = False) -> None:
@@ -618,7 +647,7 @@ class Connection:
         if self.protocol.state is State.OPEN:
             self._fail(1011, "keepalive ping timeout", abort=True)
 
-    # The engine's link (anyws._engine.Link) ----------------------------------
+    # The engine's link (anyws._engine.Link): called by the engine, inbox, pings ----
 
     def _received(self, data: bytes | None) -> bool:
         """Feed the protocol; queue messages, resolve pings, answer; return whether CLOSED.

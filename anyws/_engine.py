@@ -36,8 +36,8 @@ Background tasks never raise into the task group.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -49,8 +49,12 @@ from .sansio import SEND_EOF
 
 
 if TYPE_CHECKING:
+    import uuid
+
     from ._keepalive import Timer
     from ._messages import Inbox
+    from .exceptions import ConnectionClosed
+    from .sansio import Protocol as SansioProtocol
     from .sansio._protocol import LoggerLike
 
 
@@ -67,17 +71,54 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 READ_SIZE = 2**18
 
 
-class Link(NamedTuple):
-    """What an engine calls on its connection: the connection's own bound methods."""
+class Link(Protocol):
+    """What the engine, the inbox and the pings call on their connection.
 
-    #: Bytes arrived (``None``: the end of the stream); returns whether it's CLOSED.
-    received: Callable[[bytes | None], bool]
-    #: The reader ended: the stream is as good as closed.
-    reader_ended: Callable[[], None]
-    #: What a broadcast queued didn't drain in time: fail with 1013, aborting.
-    too_slow: Callable[[], None]
-    #: The transport is closed: wake everyone who waits.
-    closed: Callable[[], None]
+    The connection itself: holding it costs a pointer, where bound methods would
+    cost a connection's memory a few hundred bytes.
+    """
+
+    def _received(self, data: bytes | None) -> bool:
+        """Bytes arrived (``None``: the end of the stream); return whether it's CLOSED."""
+        ...
+
+    def _reader_ended(self) -> None:
+        """The reader ended: the stream is as good as closed."""
+        ...
+
+    def _too_slow(self) -> None:
+        """What a broadcast queued didn't drain in time: fail with 1013, aborting."""
+        ...
+
+    def _closed(self) -> None:
+        """The transport is closed: wake everyone who waits."""
+        ...
+
+    def _closed_exc(self) -> ConnectionClosed:
+        """The exception that receivers and ping waiters get once it's closed."""
+        ...
+
+    def _send_keepalive_ping(self, payload: bytes) -> bool:
+        """Send a keepalive ping if the connection is open; return whether it was."""
+        ...
+
+    def _keepalive_timed_out(self) -> None:
+        """The keepalive's pong didn't come in time: fail with 1011, aborting."""
+        ...
+
+    #: The connection's logger, and whether debug lines are written.
+    logger: LoggerLike
+    debug: bool
+
+    @property
+    def protocol(self) -> SansioProtocol:
+        """The connection's sans-I/O protocol."""
+        ...
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The connection's identifier."""
+        ...
 
 
 def make_engine(
@@ -87,9 +128,6 @@ def make_engine(
     *,
     write_limit: int,
     close_timeout: float | None,
-    logger: LoggerLike,
-    debug: bool,
-    name: str,
 ) -> TaskEngine:
     """The engine for ``stream``: `AsyncioEngine` on anyws' asyncio transport, else tasks."""
     engine_class: type[TaskEngine] = TaskEngine
@@ -103,9 +141,6 @@ def make_engine(
         inbox,
         write_limit=write_limit,
         close_timeout=close_timeout,
-        logger=logger,
-        debug=debug,
-        name=name,
     )
 
 
@@ -168,21 +203,16 @@ class TaskEngine:
         inbox: The connection's incoming messages, for backpressure.
         write_limit: How many bytes may wait for the writer before `wait_drained` waits.
         close_timeout: Bound on the writer's last writes once the reader ended.
-        logger: For debug lines.
-        debug: Whether to write them.
-        name: Names the tasks, for debuggers.
     """
 
     __slots__ = (
-        "_closed",
         "_drain_deadline",
         "_drained",
+        "_link",
         "_read_scope",
-        "_reader_ended",
-        "_received",
+        "_sized",
         "_stopped",
         "_task_group",
-        "_too_slow",
         "_write_wanted",
         "_writer_cancelled",
         "_writer_done",
@@ -192,15 +222,11 @@ class TaskEngine:
         "clock",
         "close_deadline",
         "close_timeout",
-        "debug",
         "inbox",
         "is_closed",
-        "logger",
-        "name",
         "new_event",
         "out",
         "out_size",
-        "receive",
         "timer",
         "transport",
         "transport_exc",
@@ -216,32 +242,13 @@ class TaskEngine:
         *,
         write_limit: int,
         close_timeout: float | None,
-        logger: LoggerLike,
-        debug: bool,
-        name: str,
     ) -> None:
         self.transport = stream
-        self._received = link.received
-        self._reader_ended = link.reader_ended
-        self._too_slow = link.too_slow
-        self._closed = link.closed
+        self._link = link
         self.inbox = inbox
         self.write_limit = write_limit
         self.close_timeout = close_timeout
-        self.logger = logger
-        self.debug = debug
-        self.name = name
-        #: Receives bytes from the stream (the handshake's reads, then the reader's).
-        self.receive: Callable[[], Awaitable[bytes]]
-        if isinstance(stream, anyio.abc.ByteStream):
-            byte_stream = stream
-
-            async def receive() -> bytes:
-                return await byte_stream.receive(READ_SIZE)
-
-            self.receive = receive
-        else:
-            self.receive = stream.receive
+        self._sized = isinstance(stream, anyio.abc.ByteStream)
         #: The clock of timeouts and latencies.
         self.clock: Callable[[], float] = anyio.current_time
         #: Makes the one-shot events that recv(), send() and the tasks wait on.
@@ -277,6 +284,18 @@ class TaskEngine:
         self.transport_exc: BaseException | None = None
         self.aborted = False
 
+    async def receive(self) -> bytes:
+        """Receive bytes from the stream (the handshake's reads, then the reader's).
+
+        Raises:
+            anyio.EndOfStream: The peer closed its side.
+            anyio.BrokenResourceError, anyio.ClosedResourceError, OSError: The
+                transport broke (`TRANSPORT_ERRORS`).
+        """
+        if self._sized:
+            return await cast("anyio.abc.ByteStream", self.transport).receive(READ_SIZE)
+        return await self.transport.receive()
+
     # Starting and stopping -------------------------------------------------
 
     def attach(self, task_group: anyio.abc.TaskGroup) -> None:
@@ -287,17 +306,22 @@ class TaskEngine:
         """Start the reader, and the keepalive's timer if asked."""
         task_group = self._task_group
         assert task_group is not None, "attach() first"
-        task_group.start_soon(self._run_reader, name=f"{self.name} reader")
+        task_group.start_soon(self._run_reader, name=f"{self._name()} reader")
         if keepalive:
             self._start_timer(task_group)
 
     def _new_timer(self) -> Timer:
         return TaskTimer()
 
+    def _name(self) -> str:
+        """What the tasks' names start with, for debuggers."""
+        link = self._link
+        return f"anyws {link.protocol.side.name.lower()} {link.id}"
+
     def _start_timer(self, task_group: anyio.abc.TaskGroup) -> None:
         timer = self.timer
         assert isinstance(timer, TaskTimer)
-        task_group.start_soon(timer.run, name=f"{self.name} keepalive")
+        task_group.start_soon(timer.run, name=f"{self._name()} keepalive")
 
     def stop(self) -> None:
         """Cancel the background tasks (the connection is being torn down)."""
@@ -339,8 +363,8 @@ class TaskEngine:
             if isinstance(exc, anyio.BrokenResourceError) and isinstance(cause, OSError):
                 exc = cause
             self.transport_exc = exc
-            if self.debug:
-                self.logger.debug("! transport error: %r", exc)
+            if self._link.debug:
+                self._link.logger.debug("! transport error: %r", exc)
 
     # Writing ---------------------------------------------------------------
 
@@ -408,7 +432,7 @@ class TaskEngine:
             if task_group is None or self.is_closed or self._stopped:
                 return  # start() starts it; or too late: nothing is written anymore
             self._writer_state = 1
-            task_group.start_soon(self._run_writer, name=f"{self.name} writer")
+            task_group.start_soon(self._run_writer, name=f"{self._name()} writer")
             return
         wanted = self._write_wanted
         if wanted is not None:
@@ -487,9 +511,9 @@ class TaskEngine:
                 # didn't drain in time. The write was interrupted, maybe in the
                 # middle of a frame: nothing more may be written, not even the
                 # close frame, which the peer isn't reading anyway.
-                if self.debug:
-                    self.logger.debug("! %d bytes waiting to be written", self.out_size)
-                self._too_slow()
+                if self._link.debug:
+                    self._link.logger.debug("! %d bytes waiting to be written", self.out_size)
+                self._link._too_slow()
                 self.out = []
         except TRANSPORT_ERRORS as exc:
             self.record_error(exc)
@@ -497,7 +521,7 @@ class TaskEngine:
         except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 raise
-            self.logger.error("unexpected error in writer task", exc_info=exc)
+            self._link.logger.error("unexpected error in writer task", exc_info=exc)
             self.abort_soon()
         finally:
             self._writer_state = 2
@@ -517,7 +541,7 @@ class TaskEngine:
         """The reader stopped reading (a hook for `AsyncioEngine`)."""
 
     async def _run_reader(self) -> None:
-        received = self._received
+        received = self._link._received
         inbox = self.inbox
         receive = self.receive
         cancelled = False
@@ -545,13 +569,18 @@ class TaskEngine:
                     if received(data):
                         break
             self._read_scope = None
-            if scope.cancelled_caught and not self.aborted and not self._stopped and self.debug:
-                self.logger.debug("! timed out waiting for TCP close")
+            if (
+                scope.cancelled_caught
+                and not self.aborted
+                and not self._stopped
+                and self._link.debug
+            ):
+                self._link.logger.debug("! timed out waiting for TCP close")
         except anyio.get_cancelled_exc_class():
             cancelled = True
             raise
         except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
-            self.logger.error("unexpected error in reader task", exc_info=exc)
+            self._link.logger.error("unexpected error in reader task", exc_info=exc)
             cancelled = True
         finally:
             self._reading_ends()
@@ -563,7 +592,7 @@ class TaskEngine:
 
     async def _finish(self, cancelled: bool) -> None:
         """End of the reader: flush the last frames, close the transport, wake everyone."""
-        self._reader_ended()
+        self._link._reader_ended()
         if not cancelled:
             if self.aborted:
                 # Best effort for the close frame: a few turns of the event loop.
@@ -586,7 +615,7 @@ class TaskEngine:
         await close_forcefully(self.transport)
         self.is_closed = True
         self._stop_timer()
-        self._closed()
+        self._link._closed()
         for event in (self._drained, self._write_wanted):
             if event is not None:
                 event.set()

@@ -6,9 +6,9 @@ answers and every ping before it (RFC 6455, section 5.5.3), the latency, and the
 keepalive: a ping every ``ping_interval`` seconds, and failing the connection when
 its pong doesn't come within ``ping_timeout``.
 
-It never does I/O and never waits. The connection gives it a function that sends
-a ping (`Pings.send` writes through it) and one that fails the connection; the
-engine gives it a clock and a `Timer` (the event loop's timers on anyws' asyncio
+It never does I/O and never waits. It sends keepalive pings and fails the
+connection through the connection's `~anyws._engine.Link` methods; the engine
+gives it a clock and a `Timer` (the event loop's timers on anyws' asyncio
 transport, a task elsewhere). Its timer callbacks call nothing that needs anyio to
 know the running event loop: on asyncio they run outside any task.
 """
@@ -25,8 +25,8 @@ from .exceptions import ConcurrencyError
 
 
 if TYPE_CHECKING:
+    from ._engine import Link
     from .exceptions import ConnectionClosed
-    from .sansio._protocol import LoggerLike
 
 
 __all__ = ["Pings", "PongWaiter", "Timer"]
@@ -78,8 +78,9 @@ class Pings:
     """The pings waiting for a pong, and the keepalive.
 
     Args:
-        send_ping: Sends a ping with the given payload (queues it whole, never waits).
-        fail: Fails the connection, aborting the transport, after a keepalive timeout.
+        link: The connection: its ``_send_keepalive_ping(payload)`` sends a ping
+            (queues it whole, never waits), its ``_keepalive_timed_out()`` fails
+            it after a keepalive timeout.
         clock: The engine's clock.
         timer: The engine's timer, for the keepalive.
         ping_interval: Seconds between keepalive pings; ``None``: no keepalive.
@@ -88,37 +89,28 @@ class Pings:
 
     __slots__ = (
         "_clock",
-        "_fail",
         "_keepalive_payload",
+        "_link",
         "_pending",
-        "_send_ping",
         "_timer",
-        "debug",
-        "logger",
         "ping_interval",
         "ping_timeout",
     )
 
     def __init__(
         self,
-        send_ping: Callable[[bytes], bool],
-        fail: Callable[[], None],
+        link: Link,
         clock: Callable[[], float],
         timer: Timer,
         *,
         ping_interval: float | None,
         ping_timeout: float | None,
-        logger: LoggerLike,
-        debug: bool,
     ) -> None:
-        self._send_ping = send_ping
-        self._fail = fail
+        self._link = link
         self._clock = clock
         self._timer = timer
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.logger = logger
-        self.debug = debug
         # The waiter is None for the keepalive's pings.
         self._pending: dict[bytes, tuple[PongWaiter | None, float]] = {}
         self._keepalive_payload: bytes | None = None
@@ -184,12 +176,12 @@ class Pings:
     def _keepalive_ping(self) -> None:
         assert self.ping_interval is not None
         payload = self.new_payload(None)
-        if not self._send_ping(payload):
+        if not self._link._send_keepalive_ping(payload):
             return  # the connection isn't open anymore
         self.sent(payload, None)
         self._keepalive_payload = payload
-        if self.debug:
-            self.logger.debug("% sent keepalive ping")
+        if self._link.debug:
+            self._link.logger.debug("% sent keepalive ping")
         if self.ping_timeout is None:
             self._timer.schedule(self.ping_interval, self._keepalive_ping)
         else:
@@ -201,11 +193,11 @@ class Pings:
         self._keepalive_payload = None
         if self.ping_timeout is None:
             return  # the next ping is due already
-        if self.debug:
-            self.logger.debug("% received keepalive pong")
+        if self._link.debug:
+            self._link.logger.debug("% received keepalive pong")
         self._timer.schedule(self.ping_interval, self._keepalive_ping)
 
     def _keepalive_timed_out(self) -> None:
-        if self.debug:
-            self.logger.debug("- timed out waiting for keepalive pong")
-        self._fail()
+        if self._link.debug:
+            self._link.logger.debug("- timed out waiting for keepalive pong")
+        self._link._keepalive_timed_out()

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.lowlevel
 
-from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from .exceptions import ConcurrencyError, ConnectionClosedOK
 from .sansio import Frame, Opcode
 
 
 if TYPE_CHECKING:
     from ._asyncio import Waiter
+    from ._engine import Link
     from .sansio import Event
 
 
@@ -43,14 +44,14 @@ class Inbox:
     Args:
         max_queue: How many whole messages may wait before the reader stops
             reading; ``None``: no limit.
-        closed_exc: Makes the exception a receiver gets once the inbox is closed
-            and empty.
+        link: The connection: its ``_closed_exc()`` is what a receiver gets once
+            the inbox is closed and empty.
     """
 
     __slots__ = (
         "_closed",
-        "_closed_exc",
         "_frames",
+        "_link",
         "_recv_event",
         "_resume",
         "_streaming_text",
@@ -63,13 +64,13 @@ class Inbox:
     def __init__(
         self,
         max_queue: int | None,
-        closed_exc: Callable[[], ConnectionClosed],
+        link: Link,
     ) -> None:
         self.max_queue = max_queue
+        self._link = link
         #: Makes the one-shot events that the receiver and the reader wait on: the
         #: engine's (`anyio.Event`, or a cheaper future on asyncio).
         self.new_event: Callable[[], anyio.Event | Waiter] = anyio.Event
-        self._closed_exc = closed_exc
         self._frames: deque[Frame] = deque()
         #: How many whole messages the queued frames hold.
         self.messages = 0
@@ -207,7 +208,7 @@ class Inbox:
     async def _wait(self, *, whole_message: bool) -> None:
         while (self.messages == 0) if whole_message else (not self._frames):
             if self._closed:
-                raise self._closed_exc()
+                raise self._link._closed_exc()
             waiter = self._recv_event = self.new_event()
             await waiter.wait()
 
