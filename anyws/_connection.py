@@ -59,7 +59,7 @@ from .sansio.extensions import PerMessageDeflate
 
 
 if TYPE_CHECKING:
-    from .sansio._http11 import Request, Response
+    from .sansio import Request, Response
 
 
 __all__ = [

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ._messages import Inbox
     from .exceptions import ConnectionClosed
     from .sansio import Protocol as SansioProtocol
-    from .sansio._protocol import LoggerLike
+    from .sansio._surface import LoggerLike
 
 
 __all__ = ["READ_SIZE", "TRANSPORT_ERRORS", "Link", "TaskEngine", "TaskTimer", "make_engine"]

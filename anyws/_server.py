@@ -28,9 +28,7 @@ from ._connection import (
 from ._options import ConnectionOptions
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
-from .sansio._frames import is_valid_close_code
-from .sansio._handshake import SERVER
-from .sansio._protocol import LoggerLike
+from .sansio._surface import SERVER, LoggerLike, is_valid_close_code
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
 
