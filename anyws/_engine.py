@@ -518,6 +518,10 @@ class TaskEngine:
         except TRANSPORT_ERRORS as exc:
             self.record_error(exc)
             self.abort_soon()
+        except anyio.EndOfStream:
+            # anyio's TLS stream, once the peer ended the TLS session (close_notify):
+            # nothing more can be written. The reader sees the end of the stream.
+            self.abort_soon()
         except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 raise
