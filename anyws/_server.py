@@ -22,6 +22,7 @@ from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, Prot
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
 from .sansio._handshake import SERVER
+from .sansio._headers import HeadersLike
 from .sansio._protocol import LoggerLike
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
@@ -79,9 +80,20 @@ class ServerConnection(Connection):
         """The subprotocol selected during the handshake, if any."""
         return self.protocol.subprotocol
 
-    def respond(self, status: int | http.HTTPStatus, text: str) -> Response:
-        """Build a plain text HTTP response, to return from ``process_request``."""
-        return self.protocol.reject(status, text)
+    def respond(
+        self, status: int | http.HTTPStatus, text: str, *, headers: HeadersLike | None = None
+    ) -> Response:
+        """Build an HTTP response with ``text`` as its body, to return from ``process_request``.
+
+        The body is ``text`` in UTF-8, sent as ``text/plain; charset=utf-8`` with
+        ``Connection: close`` and anyws' ``Server`` header. ``headers``
+        are added; a ``Content-Type``, ``Connection`` or ``Server`` among them
+        replaces the one built here (``Content-Length`` is always the body's).
+
+        Raises:
+            ValueError: ``status`` isn't in 100-599, or a header is invalid.
+        """
+        return self.protocol.reject(status, text, headers=headers)
 
 
 Handler: TypeAlias = Callable[[ServerConnection], Awaitable[None]]

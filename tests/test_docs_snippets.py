@@ -350,6 +350,35 @@ def test_sync(backend: str) -> None:
         assert example.client(server_uri, backend) == "hello"
 
 
+def test_sync_routes(backend: str) -> None:
+    """The page's routes: echo, a room that broadcasts to everyone, 404 elsewhere."""
+    example = load("howto/sync.py")
+    with example.routes(0, backend) as server:
+        base = f"ws://127.0.0.1:{server.port}"
+        with anyws.sync.connect(f"{base}/echo", backend=backend) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=TIMEOUT) == "hello"
+        with anyws.sync.connect(f"{base}/rooms/lobby", backend=backend) as alice:
+            # Getting it back means that the server counts alice among its connections.
+            alice.send("alice here")
+            assert alice.recv(timeout=TIMEOUT) == "lobby: alice here"
+            with anyws.sync.connect(f"{base}/rooms/lobby", backend=backend) as bob:
+                bob.send("bob here")
+                assert bob.recv(timeout=TIMEOUT) == "lobby: bob here"
+                assert alice.recv(timeout=TIMEOUT) == "lobby: bob here"
+        with pytest.raises(anyws.InvalidStatus) as excinfo:
+            anyws.sync.connect(f"{base}/nowhere", backend=backend)
+        assert excinfo.value.response.status_code == 404
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no Unix sockets on Windows")
+def test_sync_unix(backend: str, tmp_path: Path) -> None:
+    example = load("howto/sync.py")
+    path = tmp_path / "ws.sock"
+    assert example.unix(str(path), backend) == "over a Unix socket"
+    assert not path.exists()  # removed when the server shut down
+
+
 # docs/howto/testing.md and docs/topics/keepalive.md: trio's MockClock -------------------
 
 
