@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
@@ -473,6 +474,30 @@ def listening(count: int = 1) -> Iterator[anyio.Event]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+# docs/topics/asgi.md ---------------------------------------------------------------------
+
+
+async def test_asgi_lifespan_and_client(capsys: pytest.CaptureFixture[str]) -> None:
+    """The lifespan serves while the app runs; the client asks it; leaving closes with 1001."""
+    example = load("topics/asgi.py")
+    codes: list[int | None] = []
+
+    async def client(server_uri: str, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with anyws.connect(server_uri) as websocket:
+            task_status.started()
+            with pytest.raises(anyws.ConnectionClosedOK):
+                await websocket.recv()
+            codes.append(websocket.close_code)
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            async with example.lifespan(object(), port=0):
+                [server_uri] = re.findall(r"ws://\S+", capsys.readouterr().out)
+                assert await example.ask_upstream(server_uri, "ping?") == "ping?"
+                await tg.start(client, server_uri)
+    assert codes == [1001]
 
 
 # docs/topics/concurrency.md --------------------------------------------------------------

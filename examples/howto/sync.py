@@ -49,8 +49,9 @@ def echo(websocket: ServerConnection) -> None:
 
 def room(websocket: ServerConnection, name: str) -> None:
     for message in websocket:
-        # Queued on every open connection at once; a slow reader is closed (1013).
-        broadcast(websocket.server.connections, f"{name}: {message}")
+        if isinstance(message, str):  # text only
+            # Queued on every open connection at once; a slow reader is closed (1013).
+            broadcast(websocket.server.connections, f"{name}: {message}")
 
 
 def routes(port: int = 8765, backend: str = "asyncio") -> Server:
