@@ -61,6 +61,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
@@ -69,6 +70,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import AsyncioStream, Waiter, close_forcefully
+from ._tasks import TaskOwner
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -134,7 +136,7 @@ class _PongWaiter:
         return self.wait().__await__()
 
 
-class Connection:
+class Connection(TaskOwner):
     """A WebSocket connection; the common base of client and server connections.
 
     Connections are created by `connect` and `serve`, never directly. Subclass
@@ -302,6 +304,7 @@ class Connection:
         self._pings: dict[bytes, tuple[_PongWaiter | None, float]] = {}
         self._fragmenting = False  # send() is sending a fragmented message
         self._writing = False  # the writer is in the stream's send()
+        self._init_tasks()  # start_soon(), start(): see _tasks.py
 
     # Public API ----------------------------------------------------------
 
@@ -895,6 +898,7 @@ class Connection:
         self._stopped = True
         if self._read_scope is not None:
             self._read_scope.cancel()
+        self._cancel_tasks()
         self._cancel_writer()
         if self._keepalive_scope is not None:
             self._keepalive_scope.cancel()
@@ -1085,6 +1089,7 @@ class Connection:
             if event is not None:
                 event.set()
         self._recv_event = self._drained = self._write_wanted = self._resume_reading = None
+        self._cancel_tasks()
 
     def _cancel_writer(self) -> None:
         """Stop the writer, if it runs, or when it starts."""
@@ -1364,29 +1369,42 @@ class _Running:
     The body of the ``async with`` runs outside any exception group: the task
     group is entered and exited by hand, its children never raise, and the
     body's own exception is re-raised as it is. Like any task group, it must be
-    entered and exited in the same task.
+    entered and exited in the same task. The body runs in a cancel scope that a
+    failing task of the connection's (`Connection.start_soon`) cancels; its
+    exception then comes out of the ``async with`` instead. With
+    ``cancel_body=False`` the body isn't this connection's to cancel (another
+    connection's context is entered inside it): the exception comes out when
+    the body ends.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, cancel_body: bool = True) -> None:
         self.connection = connection
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._cancel_body = cancel_body
 
     async def __aenter__(self) -> Connection:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         self.connection._start(task_group)
+        if self._cancel_body:
+            body_scope = self.connection._body_scope = anyio.CancelScope()
+            body_scope.__enter__()
         return self.connection
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        traceback: object,
+        traceback: TracebackType | None,
     ) -> None:
         connection = self.connection
         task_group = self._task_group
         assert task_group is not None
+        body_scope = connection._body_scope
+        if body_scope is not None and body_scope.__exit__(exc_type, exc, traceback):
+            exc = None  # cancelled because a task failed: raise its exception below
+        connection._body_scope = None
         try:
             if exc is None:
                 await connection.close()
@@ -1402,3 +1420,10 @@ class _Running:
         finally:
             connection._stop()
             await task_group.__aexit__(None, None, None)
+        task_exc = connection._task_exc
+        if task_exc is not None:
+            if exc is None or isinstance(exc, ConnectionClosed):
+                # The body ended, or saw the connection that the task closed: the
+                # task's exception says why.
+                raise task_exc
+            connection.logger.error("connection task failed", exc_info=task_exc)

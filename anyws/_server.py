@@ -596,6 +596,10 @@ class serve:  # a context manager used like a function, as in websockets
                 except Exception:
                     connection.logger.error("connection handler failed", exc_info=True)
                     await connection.close(1011)
+        except Exception:
+            # A task of the connection's (start_soon) failed: the connection was
+            # closed with 1011 and the handler cancelled; log it as the handler's.
+            connection.logger.error("connection handler failed", exc_info=True)
         finally:
             server.connections.discard(connection)
 

@@ -89,6 +89,17 @@ def test_getting_started(backend: str) -> None:
         assert server.popen.poll() is None  # the server serves on after a client left
 
 
+# docs/topics/concurrency.md -------------------------------------------------------------
+
+
+def test_connection_tasks_program(backend: str) -> None:
+    output = run_example("connection_tasks.py", backend=backend)
+    assert output.splitlines() == [
+        "['echo hello', 'update 0', 'update 1', 'update 2']",
+        "(\"unexpected 'update 0'\", 1011)",
+    ]
+
+
 # Every example is run ---------------------------------------------------------------------
 
 

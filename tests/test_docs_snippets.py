@@ -492,11 +492,10 @@ async def test_asgi_lifespan_and_client(capsys: pytest.CaptureFixture[str]) -> N
             codes.append(websocket.close_code)
 
     with anyio.fail_after(TIMEOUT):
-        async with anyio.create_task_group() as tg:
-            async with example.lifespan(object(), port=0):
-                [server_uri] = re.findall(r"ws://\S+", capsys.readouterr().out)
-                assert await example.ask_upstream(server_uri, "ping?") == "ping?"
-                await tg.start(client, server_uri)
+        async with anyio.create_task_group() as tg, example.lifespan(object(), port=0):
+            [server_uri] = re.findall(r"ws://\S+", capsys.readouterr().out)
+            assert await example.ask_upstream(server_uri, "ping?") == "ping?"
+            await tg.start(client, server_uri)
     assert codes == [1001]
 
 
