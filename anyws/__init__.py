@@ -14,6 +14,7 @@ from ._auth import basic_auth as basic_auth
 from ._broadcast import broadcast as broadcast
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._objectstream import WebSocketAttribute as WebSocketAttribute
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
@@ -95,6 +96,7 @@ __all__ = [
     "Server",
     "ServerConnection",
     "State",
+    "WebSocketAttribute",
     "WebSocketException",
     "basic_auth",
     "broadcast",

@@ -70,6 +70,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import AsyncioStream, Waiter, close_forcefully
+from ._objectstream import ObjectStreamFace
 from ._tasks import TaskOwner
 from .exceptions import (
     ConcurrencyError,
@@ -136,7 +137,7 @@ class _PongWaiter:
         return self.wait().__await__()
 
 
-class Connection(TaskOwner):
+class Connection(TaskOwner, ObjectStreamFace):
     """A WebSocket connection; the common base of client and server connections.
 
     Connections are created by `connect` and `serve`, never directly. Subclass
@@ -146,11 +147,10 @@ class Connection(TaskOwner):
     """
 
     # Slots: a connection's attributes take a few hundred bytes instead of a
-    # dict's 1.5 KB; "__dict__" keeps other attributes possible (subclasses
-    # and tests add some), at no cost until one is set.
+    # dict's 1.5 KB; the __dict__ that anyio's stream classes bring keeps other
+    # attributes possible (subclasses and tests add some), at no cost until one
+    # is set.
     __slots__ = (
-        "__dict__",
-        "__weakref__",
         "_aborted",
         "_clock",
         "_close_deadline",
@@ -444,7 +444,8 @@ class Connection(TaskOwner):
             self._recv_busy = False
         return frame, text
 
-    def __aiter__(self) -> AsyncIterator[Data]:
+    # Not anyio's iteration (the stream itself, ending on EndOfStream): websockets'.
+    def __aiter__(self) -> AsyncIterator[Data]:  # type: ignore[override]
         """Iterate on incoming messages; ends on a normal close, raises on an abnormal one.
 
         Leaving the loop early (``break``, an exception) loses nothing and leaves
@@ -585,6 +586,12 @@ class Connection(TaskOwner):
         Cancellation stops the wait, not the closing: the handshake goes on, and
         the transport is still aborted after ``close_timeout``.
         """
+        self._start_closing(code, reason)
+        await self._wait_closed()
+        self._cancel_tasks()
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        """Send a close frame, unless closing already; never waits."""
         if self.protocol.state is State.OPEN:
             if self._fragmenting:
                 # A fragmented message is in progress: it can't be finished.
@@ -596,7 +603,6 @@ class Connection(TaskOwner):
                     pass
                 self._flush()
                 self._closing_started()
-        await self._wait_closed()
 
     async def aclose(self) -> None:
         """Close with code 1000: anyio's `~anyio.abc.AsyncResource` protocol."""
@@ -664,6 +670,7 @@ class Connection(TaskOwner):
     async def _wait_for_frames(self, *, whole_message: bool) -> None:
         while (self._messages == 0) if whole_message else (not self._frames):
             if self._is_closed:
+                self._cancel_tasks()  # the receive loop is over: so are the tasks
                 raise self._closed_exc()
             event = self._recv_event = self._new_event()
             await event.wait()
@@ -1089,7 +1096,6 @@ class Connection(TaskOwner):
             if event is not None:
                 event.set()
         self._recv_event = self._drained = self._write_wanted = self._resume_reading = None
-        self._cancel_tasks()
 
     def _cancel_writer(self) -> None:
         """Stop the writer, if it runs, or when it starts."""

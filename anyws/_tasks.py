@@ -2,9 +2,13 @@
 
 Strategy: a task started on a connection runs in the connection's task group
 (the one that its ``async with``, or the server's handler scope, owns), inside a
-cancel scope of its own, which the connection cancels when it closes (the reader
-ended: either side closed it, or it was lost) or when its ``async with`` ends.
-The task never raises into the task group, so no `ExceptionGroup` forms:
+cancel scope of its own, which the connection cancels when the connection is
+over for the application: when `recv` reports the close (the receive loop
+ended, whichever side closed), when `close` returns, and when the ``async
+with`` (the handler) ends. Not as soon as the closing handshake completes:
+messages that arrived before it are still being received, maybe by a task
+(a relay), which must not lose them. The task never raises into the task group,
+so no `ExceptionGroup` forms:
 
 - `ConnectionClosed` ends the task quietly: the connection's state tells the story;
 - any other exception is kept (the first one; later ones are logged), closes the
@@ -13,7 +17,7 @@ The task never raises into the task group, so no `ExceptionGroup` forms:
   is the handler, and the server logs the exception as a handler's.
 
 Before ``task_status.started()``, `Connection.start` behaves like anyio's
-`~anyio.abc.TaskGroup.start`: an exception goes to its caller, not to the
+``TaskGroup.start``: an exception goes to its caller, not to the
 connection.
 
 The state is four slots; a connection that starts no task
@@ -29,7 +33,6 @@ import anyio
 import anyio.abc
 
 from .exceptions import ConnectionClosed
-from .sansio import State
 
 
 if TYPE_CHECKING:
@@ -66,17 +69,13 @@ class TaskOwner:
 
     # Provided by Connection.
     _task_group: anyio.abc.TaskGroup | None
-    _is_closed: bool
-    _fragmenting: bool
     protocol: Protocol
     logger: LoggerLike
 
     if TYPE_CHECKING:
 
         def _closed_exc(self) -> ConnectionClosed: ...
-        def _fail(self, code: int, reason: str, *, abort: bool = False) -> None: ...
-        def _flush(self) -> None: ...
-        def _closing_started(self) -> None: ...
+        def _start_closing(self, code: int, reason: str) -> None: ...
 
     def _init_tasks(self) -> None:
         #: The scopes of the tasks that run; created with the first one.
@@ -93,9 +92,11 @@ class TaskOwner:
     ) -> None:
         """Start a task that lives no longer than the connection.
 
-        The task runs in the connection's task group, beside its reader, and is
-        cancelled when the connection closes, whichever side closes it, or when
-        the ``async with`` of `connect` (the handler, with `serve`) ends.
+        The task runs in the connection's task group, beside its reader. It is
+        cancelled once the connection is closed, whichever side closed it, and
+        the application saw it: when `recv` (or ``async for``) reports the
+        close, when `close` returns, or when the ``async with`` of `connect`
+        (the handler, with `serve`) ends.
         `ConnectionClosed` raised in the task ends it quietly. Any other
         exception closes the connection with 1011 and cancels the ``async with``
         body, which then raises that very exception (never an `ExceptionGroup`);
@@ -107,7 +108,8 @@ class TaskOwner:
 
         Raises:
             RuntimeError: The connection isn't running yet (in ``process_request``).
-            ConnectionClosed: The connection is closed.
+            ConnectionClosed: The connection is closed, and `recv` reported it
+                or `close` returned.
         """
         task_group = self._tasks_group()
         task_group.start_soon(self._run_task, func, args, None, name=name)
@@ -121,7 +123,7 @@ class TaskOwner:
         """Start a task as `start_soon` does, and wait until it calls ``task_status.started()``.
 
         ``func`` is called as ``func(*args, task_status=task_status)``, as with
-        anyio's `~anyio.abc.TaskGroup.start`; the value given to
+        anyio's ``TaskGroup.start``; the value given to
         ``task_status.started(value)`` is returned.
 
         Raises:
@@ -140,7 +142,7 @@ class TaskOwner:
         task_group = self._task_group
         if task_group is None:
             raise RuntimeError("the connection isn't running: start tasks once it is open")
-        if self._is_closed or self._tasks_cancelled:
+        if self._tasks_cancelled:
             raise self._closed_exc()
         return task_group
 
@@ -180,14 +182,7 @@ class TaskOwner:
             self.logger.error("connection task failed", exc_info=exc)
             return
         self._task_exc = exc
-        if self.protocol.state is State.OPEN:
-            # What close(1011) does, without waiting.
-            if self._fragmenting:
-                self._fail(1011, "close during fragmented message")
-            else:
-                self.protocol.send_close(1011, "")
-                self._flush()
-                self._closing_started()
+        self._start_closing(1011, "")  # what close(1011) does, without waiting
         if self._body_scope is not None:
             self._body_scope.cancel()
 

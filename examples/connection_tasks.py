@@ -29,7 +29,7 @@ async def push_updates(websocket: anyws.ServerConnection, count: int) -> None:
 async def handler(websocket: anyws.ServerConnection) -> None:
     websocket.start_soon(push_updates, websocket, 3)
     async for message in websocket:  # the handler reads meanwhile
-        await websocket.send(f"echo {message}")
+        await websocket.send(f"echo {message!s}")
 
 
 async def client(uri: str) -> list[str]:

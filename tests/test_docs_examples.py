@@ -100,6 +100,11 @@ def test_connection_tasks_program(backend: str) -> None:
     ]
 
 
+def test_anyio_streams_program(backend: str) -> None:
+    output = run_example("anyio_streams.py", backend=backend)
+    assert output == "['/jobs: update 0', '/jobs: update 1', '/jobs: update 2']\n"
+
+
 # Every example is run ---------------------------------------------------------------------
 
 

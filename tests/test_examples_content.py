@@ -158,6 +158,14 @@ async def test_connection_tasks() -> None:
     assert result == ("unexpected 'update 0'", 1011)
 
 
+async def test_anyio_streams() -> None:
+    example = load("anyio_streams.py")
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
+            received = await example.client(uri(server, "/jobs"))
+    assert received == ["/jobs: update 0", "/jobs: update 1", "/jobs: update 2"]
+
+
 # How-to: testing ---------------------------------------------------------------
 
 

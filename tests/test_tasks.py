@@ -114,10 +114,38 @@ async def test_peer_close_cancels_tasks(transport: str) -> None:
             await client.send("close, please")
             await client.wait_closed()
             assert client.close_code == 4000
-            # Cancelled when the connection closed, not when the block ends.
+            # Closed, but recv() didn't report it yet: the task runs on.
+            await anyio.wait_all_tasks_blocked()
+            assert outcome == []
+            with pytest.raises(ConnectionClosed):
+                await client.recv()
+            # Cancelled when the receive loop saw the close, not when the block ends.
             while not outcome:
                 await anyio.lowlevel.checkpoint()
             assert outcome == ["cancelled"]
+
+
+async def test_a_relay_task_loses_no_message(transport: str) -> None:
+    """Messages that arrived with the close frame are still received by a task."""
+
+    async def send_and_close(ws: ServerConnection) -> None:
+        for n in range(3):
+            await ws.send(f"message {n}")
+
+    with anyio.fail_after(TIMEOUT):
+        async with client_for(transport, send_and_close) as client:
+            send, receive = anyio.create_memory_object_stream[anyws.Data](1)
+
+            async def relay() -> None:
+                async with send:
+                    async for message in client:
+                        await send.send(message)
+
+            await client.wait_closed()  # before the relay even starts
+            client.start_soon(relay)
+            async with receive:
+                received = [message async for message in receive]
+    assert received == ["message 0", "message 1", "message 2"]
 
 
 async def test_local_close_cancels_tasks(transport: str) -> None:
