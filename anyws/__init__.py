@@ -18,6 +18,7 @@ from ._objectstream import WebSocketAttribute as WebSocketAttribute
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+from ._stats import ServerStats as ServerStats
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
@@ -95,6 +96,7 @@ __all__ = [
     "SecurityError",
     "Server",
     "ServerConnection",
+    "ServerStats",
     "State",
     "WebSocketAttribute",
     "WebSocketException",

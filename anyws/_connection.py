@@ -812,6 +812,8 @@ class Connection(TaskOwner, ObjectStreamFace):
             self._flush()  # Keep the protocol's output, if any, in order.
             self._out.append(frame)
             self._out_size += len(frame)
+            self.protocol.messages_sent += 1  # it bypasses the protocol's send_*()
+            self.protocol.bytes_sent += len(frame)
             self._wake_writer()
         if self._out_size > self.write_limit and drain_timeout is not None:
             deadline = self._clock() + drain_timeout

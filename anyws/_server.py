@@ -18,6 +18,7 @@ from anyio.streams.tls import TLSStream
 
 from ._asyncio import accept_function, close_forcefully
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._stats import ServerCounters, ServerStats
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
@@ -134,6 +135,16 @@ class Server:
         self._shutting_down = False  # a _shutdown() call is running or finished
         self._cancelled = 0
         self._closed = anyio.Event()
+        self._counters = ServerCounters()
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the server's counters since it started.
+
+        Open connections, opening handshakes accepted, rejected (by HTTP status)
+        and failed, messages and bytes received and sent, and close codes: see
+        `ServerStats`. Cheap: it adds up the counts of the open connections.
+        """
+        return self._counters.snapshot(connection.protocol for connection in self.connections)
 
     @property
     def sockets(self) -> list[Any]:
@@ -565,12 +576,14 @@ class serve:  # a context manager used like a function, as in websockets
                         # A client that gives up (a certificate it rejects, a port
                         # scanner) is no reason to stop serving the others.
                         self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
+                        self.server._counters.handshake_failed()
                         return
                 connection = await self._handshake(stream, peer)
             timed_out = opening.cancelled_caught
             del opening  # a cancel scope with two sets: not for the connection's life
             if timed_out:
                 self.logger.debug("opening handshake failed from %s: timed out", peer)
+                self.server._counters.handshake_failed()
                 return
             if connection is None:
                 return
@@ -602,6 +615,7 @@ class serve:  # a context manager used like a function, as in websockets
             connection.logger.error("connection handler failed", exc_info=True)
         finally:
             server.connections.discard(connection)
+            server._counters.connection_ended(connection.protocol)
 
     async def _handshake(
         self, stream: anyio.abc.AnyByteStream, peer: str | None = None
@@ -628,10 +642,15 @@ class serve:  # a context manager used like a function, as in websockets
             protocol.select_subprotocol = lambda _, offered: select(connection, offered)
         if peer is None:
             peer = _format_peer(stream)
+        counters = self.server._counters
         request = await connection._receive_handshake_message()
         if not isinstance(request, Request):
             if connection._transport_exc is None:  # else there's no one to write to
                 await connection._write_direct()  # the automatic 400, if any
+            if connection._transport_exc is None and protocol.response is not None:
+                counters.handshake_answered(protocol.response.status_code)
+            else:
+                counters.handshake_failed()
             if connection._transport_exc is not None:  # says more than the parser
                 why = _describe(connection._transport_exc)
                 self.logger.debug("opening handshake failed from %s: %s", peer, why)
@@ -678,6 +697,10 @@ class serve:  # a context manager used like a function, as in websockets
         connection.response = response
         protocol.send_response(response)
         await connection._write_direct()
+        if connection._transport_exc is None:
+            counters.handshake_answered(response.status_code)
+        else:
+            counters.handshake_failed()
         if protocol.state is protocol.state.OPEN:
             return connection
         if failed:

@@ -549,3 +549,54 @@ async def test_faq_tracebacks_are_real() -> None:
     quoted = {frame for block in closed for frame in ANYWS_FRAME.findall(block)}
     assert quoted, "no anyws frame quoted in docs/faq.md"
     assert quoted <= real, f"frames quoted in docs/faq.md that aren't real: {quoted - real}"
+
+
+# docs/howto/metrics.md -------------------------------------------------------------------
+
+
+def metric_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("anyws_")]
+
+
+async def test_metrics() -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.registry import CollectorRegistry
+
+    example = load("howto/metrics.py")
+    registry = CollectorRegistry()
+    with anyio.fail_after(TIMEOUT):
+        async with example.metrics_endpoint(registry, 0) as server:
+            registry.register(example.ServerCollector(server))
+            async with anyws.connect(uri(server)) as websocket:
+                await websocket.send("hello")
+                assert await websocket.recv() == "hello"
+                status, headers, body = await http_get(server.port, "/metrics")
+                sent, received = websocket.protocol.bytes_sent, websocket.protocol.bytes_received
+            assert status == "HTTP/1.1 200 OK"
+            assert headers["content-type"].startswith("text/plain; version=")
+            assert metric_lines(body) == [
+                "anyws_connections 1.0",
+                'anyws_handshakes_total{outcome="accepted",status="101"} 1.0',
+                'anyws_handshakes_total{outcome="failed",status=""} 0.0',
+                'anyws_messages_total{direction="received"} 1.0',
+                'anyws_messages_total{direction="sent"} 1.0',
+                f'anyws_transferred_bytes_total{{direction="received"}} {sent:.1f}',
+                f'anyws_transferred_bytes_total{{direction="sent"}} {received:.1f}',
+            ]
+            # The client closed (1000); the first scrape counts as a 200.
+            while server.connections:
+                await anyio.lowlevel.checkpoint()
+            _, _, body = await http_get(server.port, "/metrics")
+            lines = metric_lines(body)
+            assert "anyws_connections 0.0" in lines
+            assert 'anyws_handshakes_total{outcome="rejected",status="200"} 1.0' in lines
+            assert 'anyws_closes_total{code="1000"} 1.0' in lines
+
+
+def test_metrics_program(backend: str) -> None:
+    pytest.importorskip("prometheus_client")
+    with start_server("howto/metrics.py", backend=backend) as (_, metrics_uri):
+        port = int(metrics_uri.split(":")[2].split("/")[0])
+        status, _, body = anyio.run(http_get, port, "/metrics")
+        assert status == "HTTP/1.1 200 OK"
+        assert "anyws_connections 0.0" in metric_lines(body)

@@ -241,6 +241,17 @@ def test_broadcast_from_the_event_loop_thread_raises(backend: dict[str, Any]) ->
         assert ws.recv(TIMEOUT) == "still open"
 
 
+def test_server_stats(backend: dict[str, Any]) -> None:
+    with serve(echo, "127.0.0.1", 0, **backend) as server, connect(uri(server), **backend) as ws:
+        ws.send("hello")
+        assert ws.recv(TIMEOUT) == "hello"
+        stats = server.stats()
+        assert isinstance(stats, anyws.ServerStats)
+        assert (stats.connections, stats.handshakes_accepted) == (1, 1)
+        assert (stats.messages_received, stats.messages_sent) == (1, 1)
+        assert stats.bytes_received == ws.async_connection.protocol.bytes_sent
+
+
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
 def test_threads_leave_the_signal_mask_alone(backend: dict[str, Any]) -> None:
     # Threads inherit their creator's signal mask, and so do subprocesses: a handler

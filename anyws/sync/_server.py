@@ -21,6 +21,7 @@ from .._server import (
     check_close_frame,
     serve as async_serve,
 )
+from .._stats import ServerStats
 from .._unix import unix_serve as async_unix_serve
 from ..sansio import State
 from ._connection import Connection, EventLoopThread
@@ -112,6 +113,10 @@ class Server:
     def port(self) -> int:
         """Port of the first listener, handy with ``port=0``."""
         return self.async_server.port
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the server's counters: `anyws.Server.stats`, read in its event loop."""
+        return self.portal.call(self.async_server.stats)
 
     def fileno(self) -> int:
         """The file descriptor of the first listening socket."""
