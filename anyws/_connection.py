@@ -70,6 +70,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import AsyncioStream, Waiter, close_forcefully
+from ._logging import ConnectionLogger
 from ._objectstream import ObjectStreamFace
 from ._tasks import TaskOwner
 from .exceptions import (
@@ -221,9 +222,12 @@ class Connection(TaskOwner, ObjectStreamFace):
         self.write_limit = write_limit
         #: Unique identifier of the connection, for logs.
         self.id: uuid.UUID = uuid.uuid4()
+        self.debug = protocol.debug
+        if protocol.debug:
+            # Frame logs on: each DEBUG line names the connection (_logging.py).
+            protocol.logger = ConnectionLogger(protocol.logger, self)
         #: The logger of the connection's protocol.
         self.logger = protocol.logger
-        self.debug = protocol.debug
         #: Round-trip time of the last keepalive ping, in seconds; 0 until one completes.
         self.latency: float = 0.0
         #: The opening handshake's request (set by the client or server).
