@@ -80,7 +80,7 @@ class ObjectStreamFace(anyio.abc.ObjectStream[str | bytes]):
         def _start_closing(self, code: int, reason: str) -> None: ...
 
     async def receive(self) -> str | bytes:
-        """Receive the next message: anyio's `~anyio.abc.ObjectReceiveStream` protocol.
+        """Receive the next message: the protocol of anyio's object receive streams.
 
         Like `Connection.recv`, except for how the stream ends.
 
