@@ -60,14 +60,13 @@ class _TaskStatus(anyio.abc.TaskStatus[Any]):
 class TaskOwner:
     """The task-starting half of `Connection` (a mixin: no state of its own until used)."""
 
-    __slots__ = ("_body_scope", "_task_exc", "_task_scopes", "_tasks_cancelled")
+    __slots__ = ("_body_scope", "_task_exc", "_task_group", "_task_scopes", "_tasks_cancelled")
 
     _task_scopes: set[anyio.CancelScope] | None
     _task_exc: Exception | None
     _body_scope: anyio.CancelScope | None
     _tasks_cancelled: bool
 
-    # Provided by Connection.
     _task_group: anyio.abc.TaskGroup | None
     protocol: Protocol
     logger: LoggerLike
@@ -78,6 +77,8 @@ class TaskOwner:
         def _start_closing(self, code: int, reason: str) -> None: ...
 
     def _init_tasks(self) -> None:
+        #: The connection's task group, once it runs (Connection._start sets it).
+        self._task_group = None
         #: The scopes of the tasks that run; created with the first one.
         self._task_scopes = None
         #: The first exception that a task raised (other than ConnectionClosed).
