@@ -22,9 +22,10 @@ runs a connection's tasks for `connect`, `serve`, `reconnect` and
 `anyws.testing`.
 
 The engine's tasks run in a task group owned by the ``async with`` that opened
-the connection (`connect` or `serve`), and call the connection back through the
-methods that `~anyws._engine.Link` declares (``_received``, ``_reader_ended``,
-``_too_slow``, ``_closed``...). Everything sent is queued
+the connection (`connect` or `serve`), beside the tasks that the application
+starts with `Connection.start_soon` (`anyws._tasks`), and call the connection
+back through the methods that `~anyws._engine.Link` declares (``_received``,
+``_reader_ended``, ``_too_slow``, ``_closed``...). Everything sent is queued
 whole and synchronously, so cancelling `send` never leaves half a frame on the
 wire.
 
