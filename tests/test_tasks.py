@@ -1,13 +1,14 @@
 """Tasks of a connection's own: `Connection.start_soon` and `Connection.start`.
 
 Every test runs on each backend, over 127.0.0.1 TCP (anyws' asyncio transport on
-asyncio, anyio's socket streams on trio) and over in-memory streams
+asyncio, anyio's socket streams on trio), TLS (trustme) and in-memory streams
 (`anyws.testing.connection_pair`), and is bounded by ``anyio.fail_after``.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -34,8 +35,15 @@ TIMEOUT = 10_000 * MS
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
-@pytest.fixture(params=["tcp", "memory"])
+#: The TLS contexts of the "tls" transport: (server, client).
+_TLS: dict[str, ssl.SSLContext] = {}
+
+
+@pytest.fixture(params=["tcp", "tls", "memory"])
 def transport(request: pytest.FixtureRequest) -> str:
+    if request.param == "tls":
+        _TLS["server"] = request.getfixturevalue("server_ssl_context")
+        _TLS["client"] = request.getfixturevalue("client_ssl_context")
     return str(request.param)
 
 
@@ -46,6 +54,12 @@ async def client_for(transport: str, handler: Handler) -> AsyncIterator[ClientCo
         async with (
             anyws.serve(handler, "127.0.0.1", 0) as server,
             anyws.connect(f"ws://127.0.0.1:{server.port}/") as client,
+        ):
+            yield client
+    elif transport == "tls":
+        async with (
+            anyws.serve(handler, "127.0.0.1", 0, ssl=_TLS["server"]) as server,
+            anyws.connect(f"wss://127.0.0.1:{server.port}/", ssl=_TLS["client"]) as client,
         ):
             yield client
     else:
