@@ -59,9 +59,11 @@ if TYPE_CHECKING:
     from ._broadcast import broadcast as broadcast
     from ._client import ClientConnection as ClientConnection, connect as connect
     from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+    from ._objectstream import WebSocketAttribute as WebSocketAttribute
     from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
     from ._routing import route as route
     from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+    from ._stats import ServerStats as ServerStats
     from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 
 #: The names of the anyio layer, and the module that defines each: imported on first
@@ -75,12 +77,14 @@ _LAZY = {
     "Connection": "._connection",
     "Data": "._connection",
     "DataLike": "._connection",
+    "WebSocketAttribute": "._objectstream",
     "ConnectionAttempt": "._reconnect",
     "reconnect": "._reconnect",
     "route": "._routing",
     "Server": "._server",
     "ServerConnection": "._server",
     "serve": "._server",
+    "ServerStats": "._stats",
     "unix_connect": "._unix",
     "unix_serve": "._unix",
 }
@@ -137,7 +141,9 @@ __all__ = [
     "SecurityError",
     "Server",
     "ServerConnection",
+    "ServerStats",
     "State",
+    "WebSocketAttribute",
     "WebSocketException",
     "basic_auth",
     "broadcast",
