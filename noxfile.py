@@ -272,6 +272,146 @@ def docs(session: nox.Session) -> None:
     session.log(f"built {ROOT / 'docs' / '_build' / 'html' / 'index.html'}")
 
 
+#: What `dist` runs against the pure-Python wheel and the sdist: the core (on the masking
+#: path each one has), the public names, the layering, and the CLI with its console
+#: script, on every backend. The platform wheel gets the whole suite.
+DIST_SMOKE_TESTS = (
+    "tests/sansio",
+    "tests/test_exports.py",
+    "tests/test_layering.py",
+    "tests/test_main.py",
+    "tests/test_main_terminal.py",
+)
+
+
+def _one(directory: Path, pattern: str) -> Path:
+    found = sorted(directory.glob(pattern))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one {pattern} in {directory}, found {found}")
+    return found[0]
+
+
+def _check_contents(session: nox.Session, sdist: Path, pure: Path, platform: Path) -> None:
+    """Check what each artifact holds, beyond what twine checks."""
+    import tarfile
+    import zipfile
+
+    with tarfile.open(sdist) as archive:
+        top = sdist.name.removesuffix(".tar.gz")
+        names = {name.removeprefix(f"{top}/") for name in archive.getnames()}
+    required = {
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "LICENSE",
+        "anyws/sansio/_speedups.c",
+        "tests/conftest.py",
+        "tests/sansio/__init__.py",
+        "examples/README.md",
+        "docs/conf.py",
+    }
+    if missing := sorted(required - names):
+        session.error(f"{sdist.name} lacks {', '.join(missing)}")
+    if built := sorted(name for name in names if name.endswith((".so", ".pyd", ".pyc"))):
+        session.error(f"{sdist.name} holds build products: {', '.join(built)}")
+    for wheel, compiled in ((pure, False), (platform, True)):
+        with zipfile.ZipFile(wheel) as archive:
+            names = set(archive.namelist())
+            entry_points = next(
+                archive.read(name).decode() for name in names if name.endswith("entry_points.txt")
+            )
+        has_extension = any(n.startswith("anyws/sansio/_speedups.") for n in names)
+        if has_extension != compiled or any(n.endswith(".c") for n in names):
+            session.error(f"{wheel.name}: the compiled extension is {has_extension}, .c files")
+        if "anyws = anyws._cli:main" not in entry_points:
+            session.error(f"{wheel.name} has no anyws console script")
+        if "anyws/py.typed" not in names:
+            session.error(f"{wheel.name} lacks anyws/py.typed")
+
+
+@nox.session(python=ONE_PYTHON)
+def dist(session: nox.Session) -> None:
+    """Build the sdist and wheels into dist/, check them, and test each one installed.
+
+    Builds the sdist, then from it (as pip and cibuildwheel do) a pure-Python
+    ``py3-none-any`` wheel (``ANYWS_NO_EXTENSION=1``) and this platform's wheel with
+    the C extension (``ANYWS_REQUIRE_EXTENSION=1``; the manylinux, musllinux, macOS
+    and Windows ones are cibuildwheel's, in .github/workflows/release.yml). Checks
+    them with ``twine check --strict`` and their contents, and cibuildwheel's
+    configuration. Then installs each into a fresh virtual environment and runs the
+    tests of the unpacked sdist, its ``anyws/`` removed, against the installed
+    package, on every backend: the whole suite against the platform wheel,
+    `DIST_SMOKE_TESTS` against the others (what differs between them is how they are
+    built, not the code). Extra arguments go to each pytest run.
+    """
+    session.install("uv", "twine", "cibuildwheel")
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    work = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    session.run("uv", "build", "--sdist", "--out-dir", str(out), str(ROOT))
+    sdist = _one(out, "anyws-*.tar.gz")
+    pure_dir, platform_dir = work / "pure", work / "platform"
+    session.run(
+        "uv", "build", "--wheel", "--out-dir", str(pure_dir), str(sdist),
+        env={"ANYWS_NO_EXTENSION": "1"},
+    )  # fmt: skip
+    session.run(
+        "uv", "build", "--wheel", "--out-dir", str(platform_dir), str(sdist),
+        env={"ANYWS_REQUIRE_EXTENSION": "1"},
+    )  # fmt: skip
+    pure = Path(shutil.copy(_one(pure_dir, "anyws-*-py3-none-any.whl"), out))
+    platform = Path(shutil.copy(_one(platform_dir, "anyws-*-cp3*-cp3*-*.whl"), out))
+    session.run("twine", "check", "--strict", str(sdist), str(pure), str(platform))
+    _check_contents(session, sdist, pure, platform)
+    for target in ("linux", "macos", "windows"):
+        # Prints the wheels that cibuildwheel would build; no Docker needed for that.
+        session.run("cibuildwheel", "--print-build-identifiers", "--platform", target, str(ROOT))
+
+    source = work / "src"
+    shutil.unpack_archive(sdist, work)
+    (work / sdist.name.removesuffix(".tar.gz")).rename(source)
+    shutil.rmtree(source / "anyws")  # the tests must import the installed package
+    test_requirements = _requirements("test")
+    python = session.virtualenv.location  # its interpreter makes the new environments
+    runs = [("platform-wheel", platform, ()), ("pure-wheel", pure, DIST_SMOKE_TESTS)]
+    runs.append(("sdist", sdist, DIST_SMOKE_TESTS))
+    for name, artifact, tests in runs:
+        venv = work / f"venv-{name}"
+        session.run("uv", "venv", "--quiet", "--python", str(Path(python) / "bin" / "python"),
+                    str(venv))  # fmt: skip
+        bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", str(bin_dir / "python"),
+            str(artifact), *test_requirements,
+            env={"ANYWS_REQUIRE_EXTENSION": "1"},  # for the sdist
+        )  # fmt: skip
+        compiled = artifact is not pure
+        session.run(
+            str(bin_dir / "python"),
+            "-c",
+            "import importlib.util, sys; "
+            "found = importlib.util.find_spec('anyws.sansio._speedups') is not None; "
+            f"sys.exit(None if found == {compiled} else 'C extension found: %s' % found)",
+            external=True,
+        )
+        version = session.run(str(bin_dir / "anyws"), "--version", external=True, silent=True)
+        session.log(f"{name}: {str(version).strip()}")
+        with session.chdir(source):
+            session.run(
+                str(bin_dir / "pytest"),
+                "-p",
+                "no:cacheprovider",
+                *tests,
+                *session.posargs,
+                external=True,
+                env={"ANYWS_TESTS_INSTALLED": "1", "ANYWS_TESTS_REQUIRE_BACKENDS": ALL_BACKENDS},
+            )
+    session.log(f"built and tested: {', '.join(p.name for p in (sdist, pure, platform))}")
+
+
 BENCHMARKS = ("core", "e2e")
 
 

@@ -18,6 +18,7 @@ from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as rec
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
+from ._version import __version__ as __version__
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
     ConnectionClosed as ConnectionClosed,

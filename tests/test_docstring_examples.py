@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import re
 import textwrap
+from pathlib import Path
 from collections.abc import Iterator
 
 import anyio
@@ -95,7 +96,9 @@ def docstring_blocks() -> Iterator[tuple[str, str]]:
     String statements are the docstrings of modules, classes and functions, and those
     of attributes (a string after an assignment, which autodoc shows too).
     """
-    for path in sorted((ROOT / "anyws").rglob("*.py")):
+    # The package under test, which is the source tree or an installed distribution.
+    package = Path(anyws.__file__).parent
+    for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (
                 isinstance(node, ast.Expr)
@@ -103,7 +106,7 @@ def docstring_blocks() -> Iterator[tuple[str, str]]:
                 and isinstance(node.value.value, str)
             ):
                 for block in literal_blocks(inspect.cleandoc(node.value.value)):
-                    yield path.relative_to(ROOT).as_posix(), block
+                    yield path.relative_to(package.parent).as_posix(), block
 
 
 def regions() -> dict[str, str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+import anyws
+
 
 #: Bound on every wait for a subprocess, in seconds.
 WAIT = 20
@@ -33,9 +35,16 @@ BACKENDS = ["asyncio", "trio"]
 CLI_BACKENDS = ["asyncio", "uvloop", "trio"]
 
 
+#: The directory that holds the anyws under test: the source tree, or site-packages
+#: when the tests run against an installed distribution (``nox -s dist``).
+PACKAGE_PARENT = Path(anyws.__file__).resolve().parent.parent
+
+
 def _environment() -> dict[str, str]:
+    """The environment of subprocesses: they import the same anyws as the tests do."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    paths = [str(PACKAGE_PARENT), str(ROOT), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 
 
