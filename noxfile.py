@@ -320,9 +320,13 @@ def _check_contents(session: nox.Session, sdist: Path, pure: Path, platform: Pat
             entry_points = next(
                 archive.read(name).decode() for name in names if name.endswith("entry_points.txt")
             )
-        has_extension = any(n.startswith("anyws/sansio/_speedups.") for n in names)
-        if has_extension != compiled or any(n.endswith(".c") for n in names):
-            session.error(f"{wheel.name}: the compiled extension is {has_extension}, .c files")
+        has_extension = any(
+            n.startswith("anyws/sansio/_speedups.") and n.endswith((".so", ".pyd")) for n in names
+        )
+        if has_extension != compiled:
+            session.error(f"{wheel.name}: has the C extension: {has_extension}, not {compiled}")
+        if sources := sorted(n for n in names if n.endswith(".c")):
+            session.error(f"{wheel.name} holds C sources: {', '.join(sources)}")
         if "anyws = anyws._cli:main" not in entry_points:
             session.error(f"{wheel.name} has no anyws console script")
         if "anyws/py.typed" not in names:
@@ -347,19 +351,19 @@ def dist(session: nox.Session) -> None:
     session.install("uv", "twine", "cibuildwheel")
     out = ROOT / "dist"
     shutil.rmtree(out, ignore_errors=True)
-    work = Path(session.create_tmp()) / "dist"
+    work = Path(session.create_tmp()).resolve() / "dist"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
 
-    session.run("uv", "build", "--sdist", "--out-dir", str(out), str(ROOT))
+    session.run("uv", "build", "--quiet", "--sdist", "--out-dir", str(out), str(ROOT))
     sdist = _one(out, "anyws-*.tar.gz")
     pure_dir, platform_dir = work / "pure", work / "platform"
     session.run(
-        "uv", "build", "--wheel", "--out-dir", str(pure_dir), str(sdist),
+        "uv", "build", "--quiet", "--wheel", "--out-dir", str(pure_dir), str(sdist),
         env={"ANYWS_NO_EXTENSION": "1"},
     )  # fmt: skip
     session.run(
-        "uv", "build", "--wheel", "--out-dir", str(platform_dir), str(sdist),
+        "uv", "build", "--quiet", "--wheel", "--out-dir", str(platform_dir), str(sdist),
         env={"ANYWS_REQUIRE_EXTENSION": "1"},
     )  # fmt: skip
     pure = Path(shutil.copy(_one(pure_dir, "anyws-*-py3-none-any.whl"), out))
@@ -389,17 +393,19 @@ def dist(session: nox.Session) -> None:
             env={"ANYWS_REQUIRE_EXTENSION": "1"},  # for the sdist
         )  # fmt: skip
         compiled = artifact is not pure
-        session.run(
-            str(bin_dir / "python"),
-            "-c",
-            "import importlib.util, sys; "
-            "found = importlib.util.find_spec('anyws.sansio._speedups') is not None; "
-            f"sys.exit(None if found == {compiled} else 'C extension found: %s' % found)",
-            external=True,
-        )
-        version = session.run(str(bin_dir / "anyws"), "--version", external=True, silent=True)
-        session.log(f"{name}: {str(version).strip()}")
+        # From the tests' directory, which has no anyws/: the working directory is on
+        # sys.path for `python -c`, and the source tree's anyws must not be found.
         with session.chdir(source):
+            session.run(
+                str(bin_dir / "python"),
+                "-c",
+                "import importlib.util, sys; "
+                "found = importlib.util.find_spec('anyws.sansio._speedups') is not None; "
+                f"sys.exit(None if found == {compiled} else 'C extension found: %s' % found)",
+                external=True,
+            )
+            version = session.run(str(bin_dir / "anyws"), "--version", external=True, silent=True)
+            session.log(f"{name}: {str(version).strip()}")
             session.run(
                 str(bin_dir / "pytest"),
                 "-p",
