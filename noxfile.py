@@ -359,13 +359,25 @@ def dist(session: nox.Session) -> None:
     sdist = _one(out, "anyws-*.tar.gz")
     pure_dir, platform_dir = work / "pure", work / "platform"
     session.run(
-        "uv", "build", "--quiet", "--wheel", "--out-dir", str(pure_dir), str(sdist),
+        "uv",
+        "build",
+        "--quiet",
+        "--wheel",
+        "--out-dir",
+        str(pure_dir),
+        str(sdist),
         env={"ANYWS_NO_EXTENSION": "1"},
-    )  # fmt: skip
+    )
     session.run(
-        "uv", "build", "--quiet", "--wheel", "--out-dir", str(platform_dir), str(sdist),
+        "uv",
+        "build",
+        "--quiet",
+        "--wheel",
+        "--out-dir",
+        str(platform_dir),
+        str(sdist),
         env={"ANYWS_REQUIRE_EXTENSION": "1"},
-    )  # fmt: skip
+    )
     pure = Path(shutil.copy(_one(pure_dir, "anyws-*-py3-none-any.whl"), out))
     platform = Path(shutil.copy(_one(platform_dir, "anyws-*-cp3*-cp3*-*.whl"), out))
     session.run("twine", "check", "--strict", str(sdist), str(pure), str(platform))
@@ -380,18 +392,28 @@ def dist(session: nox.Session) -> None:
     shutil.rmtree(source / "anyws")  # the tests must import the installed package
     test_requirements = _requirements("test")
     python = session.virtualenv.location  # its interpreter makes the new environments
-    runs = [("platform-wheel", platform, ()), ("pure-wheel", pure, DIST_SMOKE_TESTS)]
-    runs.append(("sdist", sdist, DIST_SMOKE_TESTS))
+    runs: list[tuple[str, Path, tuple[str, ...]]] = [
+        ("platform-wheel", platform, ()),  # () runs the whole suite
+        ("pure-wheel", pure, DIST_SMOKE_TESTS),
+        ("sdist", sdist, DIST_SMOKE_TESTS),
+    ]
     for name, artifact, tests in runs:
         venv = work / f"venv-{name}"
-        session.run("uv", "venv", "--quiet", "--python", str(Path(python) / "bin" / "python"),
-                    str(venv))  # fmt: skip
+        session.run(
+            "uv", "venv", "--quiet", "--python", str(Path(python) / "bin" / "python"), str(venv)
+        )
         bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
         session.run(
-            "uv", "pip", "install", "--quiet", "--python", str(bin_dir / "python"),
-            str(artifact), *test_requirements,
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(bin_dir / "python"),
+            str(artifact),
+            *test_requirements,
             env={"ANYWS_REQUIRE_EXTENSION": "1"},  # for the sdist
-        )  # fmt: skip
+        )
         compiled = artifact is not pure
         # From the tests' directory, which has no anyws/: the working directory is on
         # sys.path for `python -c`, and the source tree's anyws must not be found.

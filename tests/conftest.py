@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest

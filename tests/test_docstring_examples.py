@@ -14,8 +14,8 @@ import contextlib
 import inspect
 import re
 import textwrap
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -30,7 +30,7 @@ from anyws.sansio.extensions import (
 from tests.sansio.test_permessage_deflate import deliver, message, negotiate, parse_wire, take
 from tests.test_client_server import echo
 from tests.test_docs_snippets import alice
-from tests.test_examples_content import EXAMPLES, ROOT, TIMEOUT, http_get, load, uri
+from tests.test_examples_content import EXAMPLES, TIMEOUT, http_get, load, uri
 
 
 #: The example files, by path under examples/ (as `test_every_example_is_run` wants).

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -235,3 +236,107 @@ def test_connection_refused(client_backend: str) -> None:
     assert result.returncode == 1, result
     assert result.stdout == ""
     assert result.stderr == f"Failed to connect to {uri}: {os.strerror(errno.ECONNREFUSED)}.\n"
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"anyws {anyws.__version__}\n",
+        "",
+    )
+
+
+def test_console_script() -> None:
+    """The ``anyws`` command that installing anyws puts beside the interpreter runs it."""
+    script = Path(sys.executable).parent / ("anyws.exe" if sys.platform == "win32" else "anyws")
+    if not script.exists():
+        pytest.skip("anyws isn't installed in this environment (no console script)")
+    result = subprocess.run(
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE_PARENT,
+        env=_environment(),
+        timeout=WAIT,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"anyws {anyws.__version__}\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ([], "give a ws:// or wss:// URI, 'serve' or 'demo'"),
+        (["ws://localhost/", "-H", "no colon"], "-H/--header takes 'Name: value', not 'no colon'"),
+        (["ws://localhost/", "--insecure"], "--insecure and --cafile apply to wss:// URIs only"),
+        (
+            ["wss://localhost/", "--insecure", "--cafile", "x.pem"],
+            "--insecure and --cafile exclude each other",
+        ),
+        (["ws://localhost/", "--ping-interval", "-1"], "--ping-interval can't be negative"),
+    ],
+)
+def test_usage_errors(args: list[str], error: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result
+    assert result.stderr.endswith(f"python -m anyws: error: {error}\n"), result.stderr
+
+
+#: A wss:// server that tells the client what it received, then closes with 1000.
+TLS_SERVER = """\
+import ssl, sys, anyio, anyws
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(sys.argv[1])
+async def handler(websocket):
+    header = websocket.request.headers.get("X-Test")
+    await websocket.send(f"header={header} subprotocol={websocket.subprotocol}")
+async def main():
+    async with anyws.serve(handler, "127.0.0.1", 0, ssl=context, subprotocols=["chat"]) as server:
+        print(f"wss://localhost:{server.port}/", flush=True)
+        await anyio.sleep_forever()
+anyio.run(main)
+"""
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, ca: Any) -> Iterator[tuple[str, Path]]:
+    """A `TLS_SERVER` and its URI, with the file of the CA that signed its certificate."""
+    certificate = tmp_path / "server.pem"
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    process = Process(TLS_SERVER, str(certificate), script="-c")
+    try:
+        yield process.expect(r"^(wss://localhost:\d+/)$").group(1), ca_file
+    finally:
+        process.cleanup()
+
+
+@pytest.mark.parametrize("trust", ["--cafile", "--insecure"])
+def test_client_options(tls_server: tuple[str, Path], backend: str, trust: str) -> None:
+    """-H and --subprotocol reach the server, over wss:// trusted by --cafile or --insecure."""
+    uri, ca_file = tls_server
+    options = ["--cafile", str(ca_file)] if trust == "--cafile" else ["--insecure"]
+    args = [uri, *options, "-H", "X-Test: yes", "--subprotocol", "chat", "--ping-interval", "0"]
+    client = Process(*args, "--backend", backend)
+    try:
+        client.expect(rf"^Connected to {re.escape(uri)}\.$")
+        client.expect(r"^< header=yes subprotocol=chat$")
+        client.expect(r"^Connection closed: 1000 \(OK\)\.$")  # the handler returned
+        assert client.wait() == 0, client.output()
+        assert client.stderr == []
+    finally:
+        client.cleanup()
+
+
+def test_untrusted_certificate(tls_server: tuple[str, Path], backend: str) -> None:
+    uri, _ = tls_server
+    result = run(uri, "--backend", backend)
+    assert result.returncode == 1, result
+    assert result.stderr.startswith(f"Failed to connect to {uri}: certificate verify failed: ")
+    assert result.stderr.count("\n") == 1, result.stderr

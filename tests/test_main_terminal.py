@@ -239,6 +239,4 @@ def test_server_unreachable(terminals: Callable[..., Terminal], backend: str) ->
         uri = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
         terminal = terminals(uri, "--backend", backend)
         assert terminal.exit_status() == 1
-    assert terminal.lines() == [
-        f"Failed to connect to {uri}: {os.strerror(errno.ECONNREFUSED)}."
-    ]
+    assert terminal.lines() == [f"Failed to connect to {uri}: {os.strerror(errno.ECONNREFUSED)}."]

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 import pytest
 
 import anyws
-
 from anyws.exceptions import (
     InvalidHeader,
     InvalidHeaderFormat,
@@ -198,7 +197,7 @@ def test_generate_key() -> None:
 
 def test_version_is_the_package_version() -> None:
     """The User-Agent's version (the core can't import anyws) is ``anyws.__version__``."""
-    assert VERSION == anyws.__version__
+    assert anyws.__version__ == VERSION
     assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", VERSION)
 
 
