@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import importlib
 import importlib.util
 import logging
 import os
@@ -52,7 +53,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from . import ClientConnection, ConnectionClosed, ServerConnection, connect, serve
 from ._version import __version__
-from .exceptions import InvalidHandshake, InvalidURI
+from .exceptions import InvalidHandshake, InvalidProxy, InvalidURI
 from .sansio import Close, parse_uri
 
 
@@ -264,7 +265,9 @@ class Client:
                 self.console.line(f"Connected to {self.uri}.")
                 with anyio.CancelScope() as self.session_scope:
                     await self._talk(websocket)
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, InvalidProxy) as exc:
+            # TimeoutError (open_timeout) is an OSError; InvalidURI is a bad redirect,
+            # InvalidProxy a bad proxy variable in the environment.
             if connected:
                 raise
             print(f"Failed to connect to {self.uri}: {describe_error(exc)}.", file=sys.stderr)
@@ -446,11 +449,10 @@ def client_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 def run(backend: str, func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """`anyio.run` ``func(*args)`` on ``backend`` (uvloop is asyncio with its loop)."""
     if backend == "uvloop":
-        import uvloop
-
-        return anyio.run(
-            func, *args, backend="asyncio", backend_options={"loop_factory": uvloop.new_event_loop}
-        )
+        # Imported by name: uvloop is optional, and has no stubs where it's missing.
+        uvloop = importlib.import_module("uvloop")
+        options = {"loop_factory": uvloop.new_event_loop}
+        return anyio.run(func, *args, backend="asyncio", backend_options=options)
     return anyio.run(func, *args, backend=backend)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.test_client_server import switching_protocols
 from tests.test_main import CLI_BACKENDS, ROOT, WAIT, Process, _environment, require
 
 
@@ -240,3 +241,54 @@ def test_server_unreachable(terminals: Callable[..., Terminal], backend: str) ->
         terminal = terminals(uri, "--backend", backend)
         assert terminal.exit_status() == 1
     assert terminal.lines() == [f"Failed to connect to {uri}: {os.strerror(errno.ECONNREFUSED)}."]
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP socket listening on 127.0.0.1 that the test answers by hand (or not)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        sock.settimeout(WAIT)
+        yield sock
+
+
+def test_ctrl_c_while_connecting(
+    terminals: Callable[..., Terminal], backend: str, listener: socket.socket
+) -> None:
+    """Ctrl-C during an opening handshake that gets no answer gives up at once."""
+    uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    terminal = terminals(uri, "--backend", backend)
+    connection, _ = listener.accept()
+    with connection:
+        connection.settimeout(WAIT)
+        assert connection.recv(4096).startswith(b"GET / HTTP/1.1\r\n")  # then, no answer
+        terminal.type("\x03")
+        assert terminal.exit_status() == 128 + signal.SIGINT
+    assert terminal.lines() == ["Interrupted."]
+
+
+def test_second_ctrl_c_while_closing(
+    terminals: Callable[..., Terminal], backend: str, listener: socket.socket
+) -> None:
+    """Ctrl-C sends a close frame; a second one doesn't wait for the server's answer."""
+    uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    terminal = terminals(uri, "--backend", backend, "--ping-interval", "0")
+    connection, _ = listener.accept()
+    with connection:
+        connection.settimeout(WAIT)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += connection.recv(4096)
+        connection.sendall(switching_protocols(request))
+        terminal.wait_for_line(">")
+        terminal.type("\x03")
+        # A masked close frame with code 1000 (2 bytes of header, 4 of mask, 2 of code).
+        frame = b""
+        while len(frame) < 8:
+            frame += connection.recv(8 - len(frame))
+        assert frame[:2] == b"\x88\x82"
+        assert bytes(b ^ frame[2 + i % 4] for i, b in enumerate(frame[6:])) == b"\x03\xe8"
+        # The server never answers: without a second Ctrl-C, the client would wait
+        # for close_timeout (10 s).
+        terminal.type("\x03")
+        assert terminal.exit_status() == 128 + signal.SIGINT
+    assert_ends_with(terminal.lines(), f"Connected to {uri}.", "Interrupted.")
