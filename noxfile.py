@@ -10,6 +10,11 @@ Sessions:
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/``, ``examples/`` and this file.
 - ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
+- ``dist``: builds the sdist, the pure-Python wheel and this platform's wheel into
+  ``dist/``, checks them (``twine check --strict``, their contents, cibuildwheel's
+  configuration), and runs the tests against each one installed in a fresh virtual
+  environment: the whole suite against the platform wheel, a smoke subset against the
+  others (see `dist`).
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
 - ``autobahn``: the Autobahn Testsuite against the anyws server and client, on asyncio
@@ -284,6 +289,11 @@ DIST_SMOKE_TESTS = (
 )
 
 
+#: The cibuildwheel that checks the configuration here and builds the wheels in
+#: .github/workflows/release.yml (tests/test_distribution.py keeps the two equal).
+CIBUILDWHEEL = "cibuildwheel==4.3.5"
+
+
 def _one(directory: Path, pattern: str) -> Path:
     found = sorted(directory.glob(pattern))
     if len(found) != 1:
@@ -348,7 +358,7 @@ def dist(session: nox.Session) -> None:
     `DIST_SMOKE_TESTS` against the others (what differs between them is how they are
     built, not the code). Extra arguments go to each pytest run.
     """
-    session.install("uv", "twine", "cibuildwheel")
+    session.install("uv", "twine", CIBUILDWHEEL)
     out = ROOT / "dist"
     shutil.rmtree(out, ignore_errors=True)
     work = Path(session.create_tmp()).resolve() / "dist"

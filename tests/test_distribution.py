@@ -89,3 +89,13 @@ def test_getting_started_describes_the_command_line() -> None:
 @pytest.mark.parametrize("path", ["README.md", "docs/getting-started.md"])
 def test_docs_show_the_console_script(path: str) -> None:
     assert "anyws demo" in (ROOT / path).read_text()
+
+
+def test_release_workflow_uses_the_checked_cibuildwheel() -> None:
+    """release.yml builds with the cibuildwheel whose configuration nox -s dist checks."""
+    noxfile = (ROOT / "noxfile.py").read_text()
+    checked = re.search(r'^CIBUILDWHEEL = "cibuildwheel==([^"]+)"$', noxfile, re.M)
+    workflow = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    used = re.findall(r"uses: pypa/cibuildwheel@v(\S+)", workflow)
+    assert checked is not None
+    assert used == [checked.group(1)]
