@@ -340,3 +340,14 @@ def test_untrusted_certificate(tls_server: tuple[str, Path], backend: str) -> No
     assert result.returncode == 1, result
     assert result.stderr.startswith(f"Failed to connect to {uri}: certificate verify failed: ")
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_message_lines() -> None:
+    """Text as it is; binary as its length and up to 32 bytes of hex."""
+    from anyws._cli import format_message
+
+    assert format_message("hello") == "< hello"
+    assert format_message(b"hello") == "< (binary, 5 bytes) 68656c6c6f"
+    assert format_message(bytes(range(40))) == (
+        "< (binary, 40 bytes) " + bytes(range(32)).hex() + "..."
+    )

@@ -44,12 +44,14 @@ os.execv(sys.executable, [sys.executable, "-m", "anyws", *sys.argv[1:]])
 """
 
 #: A server for the client to talk to, driven through its standard input: each line
-#: is sent to the connected client; the end of input closes with 1001 (going away).
+#: is sent to the connected client (``b:`` sends the rest as binary); the end of input
+#: closes with 1001 (going away).
 SCRIPTED_SERVER = """\
 import sys, anyio, anyws
 async def handler(websocket):
     async for line in anyio.wrap_file(sys.stdin):
-        await websocket.send(line.rstrip("\\n"))
+        line = line.rstrip("\\n")
+        await websocket.send(line[2:].encode() if line.startswith("b:") else line)
     await websocket.close(1001)
 async def main():
     async with anyws.serve(handler, "127.0.0.1", 0) as server:
@@ -225,6 +227,9 @@ def test_server_message_and_close(
     terminal.wait_for_line("< news")
     lines = terminal.lines()
     assert lines[-2:] == ["< news", "> draft"], lines
+    server.write("b:bin\n")
+    terminal.wait_for_line(r"< \(binary, 3 bytes\) 62696e")
+    assert terminal.lines()[-3:] == ["< news", "< (binary, 3 bytes) 62696e", "> draft"]
     # ...and the terminal still holds what was typed: finishing it sends it all.
     terminal.type(" done\r")
     terminal.wait_for_line("> draft done")
