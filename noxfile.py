@@ -277,13 +277,16 @@ def docs(session: nox.Session) -> None:
     session.log(f"built {ROOT / 'docs' / '_build' / 'html' / 'index.html'}")
 
 
-#: What `dist` runs against the pure-Python wheel and the sdist: the core (on the masking
-#: path each one has), the public names, the layering, and the CLI with its console
-#: script, on every backend. The platform wheel gets the whole suite.
+#: What `dist` runs against the pure-Python wheel and the sdist: masking (the path each
+#: one has), the public names, the layering, the metadata, and the CLI with its console
+#: script, on every backend. That proves each artifact complete and installable; the
+#: code they share with the platform wheel gets the whole suite there, and the pure
+#: masking path gets it in ``tests_no_speedups``.
 DIST_SMOKE_TESTS = (
-    "tests/sansio",
+    "tests/sansio/test_mask.py",
     "tests/test_exports.py",
     "tests/test_layering.py",
+    "tests/test_distribution.py",
     "tests/test_main.py",
     "tests/test_main_terminal.py",
 )
