@@ -15,6 +15,7 @@ from ._broadcast import broadcast as broadcast
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+from ._redis import RedisHub as RedisHub
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
@@ -89,6 +90,7 @@ __all__ = [
     "PayloadTooBig",
     "ProtocolError",
     "ProxyError",
+    "RedisHub",
     "Request",
     "Response",
     "SecurityError",
