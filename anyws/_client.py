@@ -14,8 +14,8 @@ import anyio.abc
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
 from ._proxy import open_tcp_stream, parse_proxy
-from ._sockets import stream_from_socket
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
+from ._sockets import stream_from_socket
 from ._tls import start_tls
 from .exceptions import InvalidMessage, InvalidStatus, SecurityError
 from .sansio import ClientProtocol

@@ -18,10 +18,12 @@ connections), and the workers' CPU time while publishing, per delivered message.
 The clients are a minimal raw WebSocket client (a handshake, then unmasked frames
 parsed in ``data_received``) on asyncio (uvloop when it imports), the same for both
 servers, so that the clients cost as little CPU as possible on a small machine;
-their latency includes their own scheduling delays. Keepalive pings and compression
-are off on both servers (the raw clients don't answer pings, and broadcast frames go
-out uncompressed anyway). Needs ``redis-server`` on PATH (Debian's package), and for
-the anchor websockets and redis (redis-py).
+their latency includes their own scheduling delays. The CPU time runs from the first
+publication until every client has received everything (a last ``stop`` message).
+Keepalive pings and compression are off on both servers (the raw clients don't
+answer pings, and broadcast frames go out uncompressed anyway). Needs
+``redis-server`` on PATH (Debian's package), and for the anchor websockets and redis
+(redis-py).
 
 Not a test: nothing here asserts a number. Results go in benchmarks/README.md.
 """
@@ -290,13 +292,15 @@ def workload(impl: str, redis_port: int, args: argparse.Namespace) -> dict[str, 
                 assert receivers == 2, receivers
                 next_time += 0.1
                 time.sleep(max(0.0, next_time - time.monotonic()))
-            time.sleep(1)  # the last message's delivery
-            cpu_after = sum(cpu_seconds(server.pid) for server in servers)
+            # "stop" comes after every message on each connection: once every client
+            # has it (and has reported), the servers have done all the work.
             publish(redis, b"stop")
-        latencies: list[int] = []
+            latencies: list[int] = []
+            for process in client_processes:
+                assert process.stdout is not None
+                latencies += json.loads(process.stdout.readline())
+            cpu_after = sum(cpu_seconds(server.pid) for server in servers)
         for process in client_processes:
-            assert process.stdout is not None
-            latencies += json.loads(process.stdout.readline())
             process.wait(timeout=60)
     finally:
         for process in [*client_processes, *servers]:
@@ -315,7 +319,8 @@ def workload(impl: str, redis_port: int, args: argparse.Namespace) -> dict[str, 
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] / 1000 if latencies else None,
         "max_ms": latencies[-1] / 1000 if latencies else None,
         "rss_per_connection_kib": (rss_after - rss_before) / args.connections,
-        "cpu_us_per_delivery": (cpu_after - cpu_before) / max(1, len(latencies)) * 1e6,
+        # The stop messages are deliveries too.
+        "cpu_us_per_delivery": (cpu_after - cpu_before) / (len(latencies) + args.connections) * 1e6,
         "connect_s": connect_time,
     }
 

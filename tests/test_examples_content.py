@@ -13,8 +13,6 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import types

@@ -99,14 +99,16 @@ async def test_publish_reaches_every_subscriber(redis_url: str) -> None:
 
 async def test_binary_hub(redis_url: str) -> None:
     with anyio.fail_after(TIMEOUT):
-        async with RedisHub(redis_url, text=False) as hub:
-            async with serve(App(hub).handler, "127.0.0.1", 0) as server:
-                async with connect(f"ws://127.0.0.1:{server.port}/bin") as ws:
-                    assert await ws.recv() == "subscribed"
-                    await hub.publish("bin", b"\x00\xff")
-                    await hub.publish("bin", "text goes out as bytes")
-                    assert await ws.recv() == b"\x00\xff"
-                    assert await ws.recv() == b"text goes out as bytes"
+        async with (
+            RedisHub(redis_url, text=False) as hub,
+            serve(App(hub).handler, "127.0.0.1", 0) as server,
+            connect(f"ws://127.0.0.1:{server.port}/bin") as ws,
+        ):
+            assert await ws.recv() == "subscribed"
+            await hub.publish("bin", b"\x00\xff")
+            await hub.publish("bin", "text goes out as bytes")
+            assert await ws.recv() == b"\x00\xff"
+            assert await ws.recv() == b"text goes out as bytes"
 
 
 async def test_text_hub_drops_invalid_utf8(
@@ -114,13 +116,15 @@ async def test_text_hub_drops_invalid_utf8(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="anyws.redis")
     with anyio.fail_after(TIMEOUT):
-        async with RedisHub(redis_url) as hub:
-            async with serve(App(hub).handler, "127.0.0.1", 0) as server:
-                async with connect(f"ws://127.0.0.1:{server.port}/t") as ws:
-                    assert await ws.recv() == "subscribed"
-                    await hub.publish("t", b"\xff")
-                    await hub.publish("t", "after")
-                    assert await ws.recv() == "after"
+        async with (
+            RedisHub(redis_url) as hub,
+            serve(App(hub).handler, "127.0.0.1", 0) as server,
+            connect(f"ws://127.0.0.1:{server.port}/t") as ws,
+        ):
+            assert await ws.recv() == "subscribed"
+            await hub.publish("t", b"\xff")
+            await hub.publish("t", "after")
+            assert await ws.recv() == "after"
     assert [r.getMessage() for r in caplog.records if r.name == "anyws.redis"] == [
         "dropped a message of channel t: not UTF-8 text"
     ]
@@ -166,43 +170,58 @@ async def test_nested_subscriptions_to_one_channel(redis_url: str) -> None:
                     await ws.send(f"out {hub.subscribers('n')} {hub.subscribers('m')}")
                     got.append(str(await ws.recv()))
 
-            async with serve(handler, "127.0.0.1", 0) as server:
-                async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
-                    assert await ws.recv() == "in"
-                    await ws.send("leave inner")
-                    assert await ws.recv() == "out 1 0"
-                    assert await numsub(redis_url, "m") == 0
-                    await hub.publish("n", "still here")
-                    assert await ws.recv() == "still here"
-                    await ws.send("done")
+            async with (
+                serve(handler, "127.0.0.1", 0) as server,
+                connect(f"ws://127.0.0.1:{server.port}/") as ws,
+            ):
+                assert await ws.recv() == "in"
+                await ws.send("leave inner")
+                assert await ws.recv() == "out 1 0"
+                assert await numsub(redis_url, "m") == 0
+                await hub.publish("n", "still here")
+                assert await ws.recv() == "still here"
+                await ws.send("done")
     assert got == ["leave inner", "done"]
+
+
+class Reconnected(logging.Handler):
+    """Sets an event when the hub logs that it is connected again (and subscribed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("reconnected to Redis"):
+            self.event.set()
 
 
 async def test_reconnects_after_redis_restarts(caplog: pytest.LogCaptureFixture) -> None:
     """Redis goes away: the hub logs it, reconnects with backoff, subscribes again."""
     caplog.set_level(logging.INFO, logger="anyws.redis")
+    reconnected = Reconnected()
+    logging.getLogger("anyws.redis").addHandler(reconnected)
     port = free_port()
     process = start_redis(port)
     url = f"redis://127.0.0.1:{port}"
     try:
         with anyio.fail_after(TIMEOUT):
-            async with RedisHub(url, reconnect_delay=0.1, max_reconnect_delay=0.2) as hub:
-                async with serve(App(hub).handler, "127.0.0.1", 0) as server:
-                    async with connect(f"ws://127.0.0.1:{server.port}/r") as ws:
-                        assert await ws.recv() == "subscribed"
-                        stop(process)
-                        with pytest.raises(OSError) as exc_info:
-                            await hub.publish("r", "lost")
-                        assert str(exc_info.value).startswith(
-                            f"can't publish to Redis at {url}: "
-                        )
-                        process = start_redis(port)
-                        # Published before the hub is back, a message reaches no one:
-                        # publish until Redis counts this process as a subscriber.
-                        while not await hub.publish("r", "back"):
-                            await anyio.sleep(0.02)
-                        assert await ws.recv() == "back"
+            async with (
+                RedisHub(url, reconnect_delay=0.1, max_reconnect_delay=0.2) as hub,
+                serve(App(hub).handler, "127.0.0.1", 0) as server,
+                connect(f"ws://127.0.0.1:{server.port}/r") as ws,
+            ):
+                assert await ws.recv() == "subscribed"
+                stop(process)
+                with pytest.raises(OSError) as exc_info:
+                    await hub.publish("r", "lost")
+                assert str(exc_info.value).startswith(f"can't publish to Redis at {url}: ")
+                process = start_redis(port)
+                await reconnected.event.wait()
+                assert await hub.publish("r", "back") == 1
+                assert await ws.recv() == "back"
     finally:
+        logging.getLogger("anyws.redis").removeHandler(reconnected)
         stop(process)
     messages = [r.getMessage() for r in caplog.records if r.name == "anyws.redis"]
     assert messages[0].startswith(f"lost connection to Redis at {url} (")

@@ -113,8 +113,7 @@ async def test_two_workers_behind_nginx(anyio_backend_name: str, tmp_path: Path)
                         await ws.send("still here?")
                         answers.append(await ws.recv())
                     except ConnectionClosedOK as exc:
-                        assert exc.rcvd is not None
-                        closed_codes.append(exc.rcvd.code)
+                        closed_codes.append(exc.rcvd.code if exc.rcvd else None)
                         survivor = second if ws is first else first
                 assert closed_codes == [1001]
                 assert answers == ["127.0.0.1 said: still here?"]

@@ -87,13 +87,12 @@ async def test_serve_unbound_socket() -> None:
 
 
 async def test_serve_datagram_socket() -> None:
-    with socket.socket(type=socket.SOCK_DGRAM) as sock, pytest.raises(ValueError) as exc_info:
+    with socket.socket(type=socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        async with serve(echo, sock=sock):
-            pass  # pragma: no cover
-    assert str(exc_info.value) == (
-        f"serve() needs a SOCK_STREAM socket, got {socket.SOCK_DGRAM!r}"
-    )
+        with pytest.raises(ValueError) as exc_info:
+            async with serve(echo, sock=sock):
+                pass  # pragma: no cover
+    assert str(exc_info.value) == (f"serve() needs a SOCK_STREAM socket, got {socket.SOCK_DGRAM!r}")
 
 
 # connect(sock=...) --------------------------------------------------------------------
@@ -184,7 +183,7 @@ async def test_unix_serve_and_connect_on_given_sockets(unix_path: str) -> None:
                 assert ws.request is not None
                 assert ws.request.headers["Host"] == "localhost"
     assert listening.fileno() == -1
-    assert os.path.exists(unix_path)
+    assert await anyio.Path(unix_path).exists()
 
 
 @pytest.mark.skipif(not HAS_UNIX, reason="no Unix sockets")

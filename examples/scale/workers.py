@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -31,6 +32,13 @@ async def handler(websocket: anyws.ServerConnection) -> None:
     await websocket.send(f"worker {os.getpid()}")
     async for message in websocket:
         await websocket.send(message)
+
+
+def raise_open_files_limit() -> None:
+    """Each connection is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def worker(fd: int) -> None:
@@ -82,6 +90,7 @@ if __name__ == "__main__":
     parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_fd is not None:
+        raise_open_files_limit()
         anyio.run(worker, args.worker_fd, backend=args.backend)
     else:
         supervise(args.port, args.workers, args.backend)
