@@ -25,6 +25,8 @@ answer pings, and broadcast frames go out uncompressed anyway). Needs
 ``redis-server`` on PATH (Debian's package), and for the anchor websockets and redis
 (redis-py).
 
+``ANYWS_SCALE_PROFILE=DIR`` saves a cProfile of each worker in DIR.
+
 Not a test: nothing here asserts a number. Results go in benchmarks/README.md.
 """
 
@@ -36,6 +38,7 @@ import base64
 import json
 import os
 import resource
+import signal
 import socket
 import statistics
 import subprocess
@@ -111,6 +114,18 @@ async def websockets_server(port: int, redis_url: str) -> None:
 
 def run_server(impl: str, port: int, redis_url: str) -> None:
     raise_fd_limit()
+    if directory := os.environ.get("ANYWS_SCALE_PROFILE"):
+        # cProfile the worker; SIGUSR1 (sent before the worker is killed) saves it.
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+        def save(signum: int, frame: Any) -> None:
+            profiler.disable()
+            profiler.dump_stats(os.path.join(directory, f"{impl}-{os.getpid()}.prof"))
+
+        signal.signal(signal.SIGUSR1, save)
+        profiler.enable()
     if impl == "anyws":
         import anyio
 
@@ -303,6 +318,10 @@ def workload(impl: str, redis_port: int, args: argparse.Namespace) -> dict[str, 
         for process in client_processes:
             process.wait(timeout=60)
     finally:
+        if os.environ.get("ANYWS_SCALE_PROFILE"):
+            for server in servers:
+                server.send_signal(signal.SIGUSR1)
+            time.sleep(2)
         for process in [*client_processes, *servers]:
             if process.poll() is None:
                 process.kill()
