@@ -28,7 +28,7 @@ from .sansio.extensions import PerMessageDeflate
 
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found]
+    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 
 __all__ = ["broadcast"]

@@ -23,7 +23,6 @@ runs on asyncio and trio alike.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,9 +37,6 @@ from .sansio._protocol import LoggerLike
 
 if TYPE_CHECKING:
     import coredis
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found]
 
 
 __all__ = ["RedisHub"]
@@ -60,8 +56,10 @@ def _import_coredis() -> Any:
 
 def _describe(exc: BaseException) -> str:
     """One line for a failure that may come wrapped in exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    inner = getattr(exc, "exceptions", None)  # an exception group, also on Python 3.10
+    while isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
