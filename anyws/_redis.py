@@ -23,7 +23,7 @@ runs on asyncio and trio alike.
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -269,7 +269,9 @@ class RedisHub:
 
     # Subscribing and publishing ------------------------------------------
 
-    def subscribe(self, connection: Connection, *channels: str) -> _Subscription:
+    def subscribe(
+        self, connection: Connection, *channels: str
+    ) -> AbstractAsyncContextManager[None]:
         """Subscribe ``connection`` to ``channels``: ``async with hub.subscribe(ws, "a"):``.
 
         Entering waits until Redis has acknowledged the subscription (when the
@@ -339,7 +341,7 @@ class RedisHub:
         return len(self._subscribers.get(channel.encode(), ()))
 
 
-class _Subscription:
+class _Subscription(AbstractAsyncContextManager[None]):
     """What `RedisHub.subscribe` returns: an async context manager."""
 
     def __init__(self, hub: RedisHub, connection: Connection, channels: list[bytes]) -> None:
