@@ -144,10 +144,9 @@ def run_server(impl: str, port: int, redis_url: str) -> None:
 def _asyncio_run(coroutine: Any) -> Any:
     try:
         import uvloop
-
-        return uvloop.run(coroutine)
     except ImportError:
         return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 # Clients ----------------------------------------------------------------------------
