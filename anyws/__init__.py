@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
     ConnectionClosed as ConnectionClosed,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
     from ._objectstream import WebSocketAttribute as WebSocketAttribute
     from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+    from ._redis import RedisHub as RedisHub
     from ._routing import route as route
     from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
     from ._stats import ServerStats as ServerStats
@@ -80,6 +82,7 @@ _LAZY = {
     "WebSocketAttribute": "._objectstream",
     "ConnectionAttempt": "._reconnect",
     "reconnect": "._reconnect",
+    "RedisHub": "._redis",
     "route": "._routing",
     "Server": "._server",
     "ServerConnection": "._server",
@@ -136,6 +139,7 @@ __all__ = [
     "PayloadTooBig",
     "ProtocolError",
     "ProxyError",
+    "RedisHub",
     "Request",
     "Response",
     "SecurityError",
