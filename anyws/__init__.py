@@ -1,5 +1,8 @@
 """anyws: WebSocket client and server for structured concurrency, on anyio.
 
+The anyio layer's names are imported on first use: ``import anyws.sansio`` works
+without anyio.
+
 One code base serves trio and asyncio (uvloop included)::
 
     async def hello(uri: str) -> None:
@@ -10,17 +13,9 @@ One code base serves trio and asyncio (uvloop included)::
 
 from __future__ import annotations
 
-from ._auth import basic_auth as basic_auth
-from ._broadcast import broadcast as broadcast
-from ._client import ClientConnection as ClientConnection, connect as connect
-from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
-from ._objectstream import WebSocketAttribute as WebSocketAttribute
-from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
-from ._redis import RedisHub as RedisHub
-from ._routing import route as route
-from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
-from ._stats import ServerStats as ServerStats
-from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__ as __version__
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
@@ -58,6 +53,57 @@ from .sansio import (
     Response as Response,
     State as State,
 )
+
+
+if TYPE_CHECKING:
+    from ._auth import basic_auth as basic_auth
+    from ._broadcast import broadcast as broadcast
+    from ._client import ClientConnection as ClientConnection, connect as connect
+    from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+    from ._objectstream import WebSocketAttribute as WebSocketAttribute
+    from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+    from ._redis import RedisHub as RedisHub
+    from ._routing import route as route
+    from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+    from ._stats import ServerStats as ServerStats
+    from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
+
+#: The names of the anyio layer, and the module that defines each: imported on first
+#: use (PEP 562), so that ``import anyws.sansio`` and ``anyws.exceptions`` need only
+#: the standard library.
+_LAZY = {
+    "basic_auth": "._auth",
+    "broadcast": "._broadcast",
+    "ClientConnection": "._client",
+    "connect": "._client",
+    "Connection": "._connection",
+    "Data": "._connection",
+    "DataLike": "._connection",
+    "WebSocketAttribute": "._objectstream",
+    "ConnectionAttempt": "._reconnect",
+    "reconnect": "._reconnect",
+    "RedisHub": "._redis",
+    "route": "._routing",
+    "Server": "._server",
+    "ServerConnection": "._server",
+    "serve": "._server",
+    "ServerStats": "._stats",
+    "unix_connect": "._unix",
+    "unix_serve": "._unix",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once: later lookups don't come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

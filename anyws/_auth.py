@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from .exceptions import InvalidHeader
-from .sansio._headers import MultipleValuesError, parse_authorization_basic
+from .sansio import MultipleValuesError
+from .sansio._surface import parse_authorization_basic
 
 
 if TYPE_CHECKING:

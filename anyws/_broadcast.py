@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from ._connection import Connection, DataLike, is_fragmenting, send_broadcast
 from .exceptions import ConcurrencyError
 from .sansio import Frame, Opcode, Side, State
-from .sansio._frames import serialize_frame
+from .sansio._surface import serialize_frame
 from .sansio.extensions import PerMessageDeflate
 
 

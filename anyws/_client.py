@@ -26,11 +26,8 @@ from ._redirect import format_uri, redirect_target, same_origin, strip_credentia
 from ._sockets import stream_from_socket
 from ._tls import start_tls
 from .exceptions import InvalidMessage, InvalidStatus, SecurityError
-from .sansio import ClientProtocol
-from .sansio._handshake import USER_AGENT
-from .sansio._headers import Headers, HeadersLike
-from .sansio._protocol import LoggerLike
-from .sansio._uri import WebSocketURI, parse_uri
+from .sansio import ClientProtocol, Headers, WebSocketURI, parse_uri
+from .sansio._surface import USER_AGENT, HeadersLike, LoggerLike
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
 

@@ -45,7 +45,7 @@ import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -57,14 +57,14 @@ from ._keepalive import Pings, PongWaiter
 from ._logging import ConnectionLogger
 from ._messages import Data, FragmentIterator, Inbox, MessageIterator
 from ._objectstream import ObjectStreamFace
-from ._tasks import TaskOwner
+from ._tasks import TaskOwner, task_exception
 from .exceptions import ConnectionClosed, InvalidState
 from .sansio import Protocol, State
 from .sansio.extensions import PerMessageDeflate
 
 
 if TYPE_CHECKING:
-    from .sansio._http11 import Request, Response
+    from .sansio import Request, Response
 
 
 __all__ = [
@@ -86,8 +86,40 @@ __all__ = [
 
 DataLike = str | bytes | bytearray | memoryview
 
+T = TypeVar("T")
+
 #: The reason of the 1013 close of a connection that `broadcast` found too slow.
 SLOW_CONSUMER = "slow consumer"
+
+
+class _Setting(Generic[T]):
+    """A setting of the connection that lives in the part that uses it.
+
+    ``connection.max_queue`` reads and writes ``connection._inbox.max_queue``: one
+    value, where the code that reads it on every message finds it.
+    """
+
+    def __init__(self, part: str, doc: str) -> None:
+        self._part = part
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, connection: None, owner: type) -> _Setting[T]: ...
+    @overload
+    def __get__(self, connection: Connection, owner: type) -> T: ...
+
+    def __get__(self, connection: Connection | None, owner: type) -> _Setting[T] | T:
+        if connection is None:
+            return self
+        value: T = getattr(getattr(connection, self._part), self._name)
+        return value
+
+    def __set__(self, connection: Connection, value: T) -> None:
+        setattr(getattr(connection, self._part), self._name, value)
 
 
 class Connection(TaskOwner, ObjectStreamFace):
@@ -172,52 +204,20 @@ class Connection(TaskOwner, ObjectStreamFace):
         self._closed_event: anyio.Event | None = None
         self._init_tasks()  # start_soon(), start(): see _tasks.py
 
-    # Settings: each lives in the part that uses it -------------------------
-
-    @property
-    def ping_interval(self) -> float | None:
-        """Seconds between keepalive pings; ``None``: no keepalive."""
-        return self._pings.ping_interval
-
-    @ping_interval.setter
-    def ping_interval(self, value: float | None) -> None:
-        self._pings.ping_interval = value
-
-    @property
-    def ping_timeout(self) -> float | None:
-        """Seconds to wait for a keepalive pong; ``None``: forever."""
-        return self._pings.ping_timeout
-
-    @ping_timeout.setter
-    def ping_timeout(self, value: float | None) -> None:
-        self._pings.ping_timeout = value
-
-    @property
-    def close_timeout(self) -> float | None:
-        """Bound on the closing handshake, in seconds."""
-        return self._engine.close_timeout
-
-    @close_timeout.setter
-    def close_timeout(self, value: float | None) -> None:
-        self._engine.close_timeout = value
-
-    @property
-    def max_queue(self) -> int | None:
-        """Most incoming messages waiting for `recv` before reading stops."""
-        return self._inbox.max_queue
-
-    @max_queue.setter
-    def max_queue(self, value: int | None) -> None:
-        self._inbox.max_queue = value
-
-    @property
-    def write_limit(self) -> int:
-        """`send` waits while more bytes than this wait to be written."""
-        return self._engine.write_limit
-
-    @write_limit.setter
-    def write_limit(self, value: int) -> None:
-        self._engine.write_limit = value
+    # Settings: each lives in the part that uses it (see _Setting).
+    ping_interval = _Setting[float | None](
+        "_pings", "Seconds between keepalive pings; ``None``: no keepalive."
+    )
+    ping_timeout = _Setting[float | None](
+        "_pings", "Seconds to wait for a keepalive pong; ``None``: forever."
+    )
+    close_timeout = _Setting[float | None]("_engine", "Bound on the closing handshake, in seconds.")
+    max_queue = _Setting[int | None](
+        "_inbox", "Most incoming messages waiting for `recv` before reading stops."
+    )
+    write_limit = _Setting[int](
+        "_engine", "`send` waits while more bytes than this wait to be written."
+    )
 
     # Public API ----------------------------------------------------------
 
@@ -589,42 +589,6 @@ class Connection(TaskOwner, ObjectStreamFace):
         if output:
             self._engine.write(output)
 
-    def _send_broadcast(
-        self,
-        frame: bytes | None,
-        payload: bytes,
-        text: bool,
-        *,
-        drain_timeout: float | None,
-        max_buffer: int | None,
-    ) -> None:
-        """Queue a message for `broadcast`, bounding what a slow peer makes us buffer.
-
-        ``frame`` is the message already serialised (unmasked, uncompressed), for
-        a connection that can send those very bytes; with ``None`` the message
-        is framed here (masked on a client; uncompressed). Never waits.
-
-        When more than ``max_buffer`` bytes already wait for the writer, the
-        message is dropped and the connection fails with 1013. When this leaves
-        more than ``write_limit`` bytes waiting, the writer must get back under
-        ``write_limit`` within ``drain_timeout`` or it fails the connection
-        with 1013.
-        """
-        engine = self._engine
-        if max_buffer is not None and engine.out_size > max_buffer:
-            if self.debug:
-                self.logger.debug("! %d bytes waiting to be written", engine.out_size)
-            self._fail(1013, SLOW_CONSUMER)
-            return
-        if frame is None:
-            self._send_frame(payload, text, fin=True, first=True, compress=False)
-            engine.bound_drain(drain_timeout)
-        else:
-            self._flush()  # Keep the protocol's output, if any, in order.
-            engine.queue_broadcast(frame, drain_timeout)
-            self.protocol.messages_sent += 1  # it bypasses the protocol's send_*()
-            self.protocol.bytes_sent += len(frame)
-
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
 
@@ -793,7 +757,7 @@ class Running:
         finally:
             connection._stop()
             await task_group.__aexit__(None, None, None)
-        task_exc = connection._task_exc
+        task_exc = task_exception(connection)
         if task_exc is not None:
             if exc is None or isinstance(exc, ConnectionClosed):
                 # The body ended, or saw the connection that the task closed: the
@@ -860,7 +824,29 @@ def send_broadcast(
     drain_timeout: float | None,
     max_buffer: int | None,
 ) -> None:
-    """Queue a message for `broadcast`; see `Connection._send_broadcast`."""
-    connection._send_broadcast(
-        frame, payload, text, drain_timeout=drain_timeout, max_buffer=max_buffer
-    )
+    """Queue a message for `broadcast`, bounding what a slow peer makes us buffer.
+
+    ``frame`` is the message already serialised (unmasked, uncompressed), for
+    a connection that can send those very bytes; with ``None`` the message
+    is framed here (masked on a client; uncompressed). Never waits.
+
+    When more than ``max_buffer`` bytes already wait for the writer, the
+    message is dropped and the connection fails with 1013. When this leaves
+    more than ``write_limit`` bytes waiting, the writer must get back under
+    ``write_limit`` within ``drain_timeout`` or it fails the connection
+    with 1013.
+    """
+    engine = connection._engine
+    if max_buffer is not None and engine.out_size > max_buffer:
+        if connection.debug:
+            connection.logger.debug("! %d bytes waiting to be written", engine.out_size)
+        connection._fail(1013, SLOW_CONSUMER)
+        return
+    if frame is None:
+        connection._send_frame(payload, text, fin=True, first=True, compress=False)
+        engine.bound_drain(drain_timeout)
+    else:
+        connection._flush()  # Keep the protocol's output, if any, in order.
+        engine.queue_broadcast(frame, drain_timeout)
+        connection.protocol.messages_sent += 1  # it bypasses the protocol's send_*()
+        connection.protocol.bytes_sent += len(frame)

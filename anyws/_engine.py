@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ._messages import Inbox
     from .exceptions import ConnectionClosed
     from .sansio import Protocol as SansioProtocol
-    from .sansio._protocol import LoggerLike
+    from .sansio._surface import LoggerLike
 
 
 __all__ = ["READ_SIZE", "TRANSPORT_ERRORS", "Link", "TaskEngine", "TaskTimer", "make_engine"]
@@ -521,6 +521,10 @@ class TaskEngine:
                 self.out = []
         except TRANSPORT_ERRORS as exc:
             self.record_error(exc)
+            self.abort_soon()
+        except anyio.EndOfStream:
+            # anyio's TLS stream, once the peer ended the TLS session (close_notify):
+            # nothing more can be written. The reader sees the end of the stream.
             self.abort_soon()
         except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
             if isinstance(exc, anyio.get_cancelled_exc_class()):

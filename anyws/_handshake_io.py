@@ -21,8 +21,7 @@ from .sansio import Frame, State
 if TYPE_CHECKING:
     from ._engine import TaskEngine
     from ._messages import Inbox
-    from .sansio import Protocol
-    from .sansio._http11 import Request, Response
+    from .sansio import Protocol, Request, Response
 
 
 __all__ = ["receive_message", "write_output"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from .sansio._protocol import LoggerLike
+    from .sansio._surface import LoggerLike
 
     _Base = logging.LoggerAdapter[Any]
 else:

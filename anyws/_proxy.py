@@ -47,10 +47,8 @@ from .exceptions import (
     InvalidProxyStatus,
     ProxyError,
 )
-from .sansio._handshake import build_host
-from .sansio._headers import Headers, build_authorization_basic
-from .sansio._http11 import Response, parse_response
-from .sansio._uri import WebSocketURI
+from .sansio import Headers, Response, WebSocketURI
+from .sansio._surface import build_authorization_basic, build_host, parse_response
 
 
 __all__ = [

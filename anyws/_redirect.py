@@ -28,8 +28,7 @@ import dataclasses
 import urllib.parse
 
 from .exceptions import InvalidStatus, InvalidURI, SecurityError
-from .sansio._headers import Headers
-from .sansio._uri import WebSocketURI, parse_uri
+from .sansio import Headers, WebSocketURI, parse_uri
 
 
 __all__ = ["REDIRECT_STATUSES", "format_uri", "redirect_target", "same_origin", "strip_credentials"]

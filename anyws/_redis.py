@@ -32,7 +32,7 @@ import anyio.abc
 
 from ._broadcast import broadcast
 from ._connection import Connection, DataLike
-from .sansio._protocol import LoggerLike
+from .sansio._surface import LoggerLike
 
 
 if TYPE_CHECKING:

@@ -31,10 +31,7 @@ from ._sockets import listener_from_socket
 from ._stats import ServerCounters, ServerStats
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
-from .sansio._frames import is_valid_close_code
-from .sansio._handshake import SERVER
-from .sansio._headers import HeadersLike
-from .sansio._protocol import LoggerLike
+from .sansio._surface import SERVER, HeadersLike, LoggerLike, is_valid_close_code
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
 

@@ -37,10 +37,10 @@ from .exceptions import ConnectionClosed
 
 if TYPE_CHECKING:
     from .sansio import Protocol
-    from .sansio._protocol import LoggerLike
+    from .sansio._surface import LoggerLike
 
 
-__all__ = ["TaskOwner"]
+__all__ = ["TaskOwner", "task_exception"]
 
 
 class _TaskStatus(anyio.abc.TaskStatus[Any]):
@@ -194,3 +194,8 @@ class TaskOwner:
         if scopes:
             for scope in scopes:
                 scope.cancel()
+
+
+def task_exception(owner: TaskOwner) -> Exception | None:
+    """The exception of the first of ``owner``'s tasks that failed, if any (for `Running`)."""
+    return owner._task_exc

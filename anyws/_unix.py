@@ -11,7 +11,7 @@ import anyio.abc
 
 from ._client import connect
 from ._server import Handler, serve
-from .sansio._uri import WebSocketURI
+from .sansio import WebSocketURI
 
 
 __all__ = ["unix_connect", "unix_serve"]

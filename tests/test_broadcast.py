@@ -21,6 +21,7 @@ import anyio.lowlevel
 import pytest
 
 import anyws
+import anyws._broadcast
 from anyws import (
     ClientConnection,
     ConcurrencyError,
@@ -265,13 +266,18 @@ async def test_skips_fragmented_message_raise_exceptions() -> None:
 async def test_write_failure(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def fail(*args: Any, **kwargs: Any) -> None:
-        raise OSError("boom")
+    send_broadcast = anyws._broadcast.send_broadcast
 
     with anyio.fail_after(TIMEOUT), caplog.at_level(logging.WARNING, "anyws"):
         async with AsyncExitStack() as stack:
             [(_, s1, _, _), (c2, s2, _, _)] = await open_pairs(stack, 2)
-            monkeypatch.setattr(s1, "_send_broadcast", fail)
+
+            def fail(connection: Connection, *args: Any, **kwargs: Any) -> None:
+                if connection is s1:
+                    raise OSError("boom")
+                send_broadcast(connection, *args, **kwargs)
+
+            monkeypatch.setattr(anyws._broadcast, "send_broadcast", fail)
             broadcast([s1, s2], "a")
             with pytest.raises(ExceptionGroup) as excinfo:
                 broadcast([s1, s2], "b", raise_exceptions=True)

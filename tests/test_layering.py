@@ -17,7 +17,11 @@ and inside functions, and it resolves relative imports. Dynamic imports
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +188,263 @@ def test_the_checker_itself(source: str, expected: list[str]) -> None:
     assert len(found) == len(expected), found
     for message, fragment in zip(found, expected, strict=True):
         assert fragment in message
+
+
+# The anyio layer over the core ------------------------------------------------------------
+
+#: The core's modules that the rest of anyws may import from, and what each may give it:
+#: the integrator API, the extensions, and the surface declared for anyws' own I/O layer.
+DECLARED_SURFACE = ("anyws.sansio", "anyws.sansio.extensions", "anyws.sansio._surface")
+
+
+def _io_layer_modules() -> list[Path]:
+    """Every module of anyws outside the core (``anyws/sansio/``, ``anyws/exceptions.py``)."""
+    return sorted(
+        path
+        for path in PACKAGE_DIR.rglob("*.py")
+        if SANSIO_DIR not in path.parents
+        and path != PACKAGE_DIR / "exceptions.py"
+        and "__pycache__" not in path.parts
+    )
+
+
+def _core_imports(path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """Yield (line, module, names) for each import of the core in ``path``."""
+    module = _module_name(path)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("anyws.sansio"):
+                    yield node.lineno, alias.name, []
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            source = _resolve(node, module, path.stem == "__init__")
+            names = [alias.name for alias in node.names]
+            if source == "anyws":  # ``from .. import sansio``
+                for name in names:
+                    if name == "sansio":
+                        yield node.lineno, "anyws.sansio", []
+            elif source.startswith("anyws.sansio"):
+                yield node.lineno, source, names
+
+
+def test_the_io_layer_has_modules() -> None:
+    """Guard against a vacuous pass: the scan finds the anyio layer and its core imports."""
+    paths = _io_layer_modules()
+    assert PACKAGE_DIR / "_connection.py" in paths
+    assert any(list(_core_imports(path)) for path in paths)
+
+
+@pytest.mark.parametrize(
+    "path", _io_layer_modules(), ids=lambda path: str(path.relative_to(PACKAGE_DIR.parent))
+)
+def test_the_io_layer_uses_the_declared_core_surface(path: Path) -> None:
+    """Outside the core, anyws imports only the core's declared surface.
+
+    That is `anyws.sansio` and `anyws.sansio.extensions` (their ``__all__``) and
+    ``anyws.sansio._surface``, never another of the core's private modules.
+    """
+    violations = []
+    for line, source, names in _core_imports(path):
+        where = f"{path.relative_to(PACKAGE_DIR.parent)}:{line}"
+        if source not in DECLARED_SURFACE:
+            violations.append(f"{where}: imports {source}, not a declared surface of the core")
+            continue
+        declared = set(importlib.import_module(source).__all__)
+        undeclared = sorted(set(names) - declared)
+        if undeclared:
+            violations.append(f"{where}: {undeclared} aren't in {source}.__all__")
+    assert not violations, "\n".join(violations)
+
+
+def test_the_core_imports_without_anyio() -> None:
+    """``import anyws.sansio`` works where anyio can't be imported: the core stands alone.
+
+    ``import anyws`` works too (its anyio layer is imported on first use), and using a
+    name of that layer then raises `ImportError`.
+    """
+    code = textwrap.dedent(
+        """
+        import sys
+        for name in ("anyio", "sniffio", "trio"):
+            sys.modules[name] = None  # import anyio -> ImportError
+        import anyws.sansio
+        import anyws.sansio.extensions
+        import anyws.exceptions
+        import anyws
+        protocol = anyws.sansio.ClientProtocol(anyws.sansio.parse_uri("ws://example.com/"))
+        protocol.send_request(protocol.connect())
+        assert protocol.data_to_send()[0].startswith(b"GET / HTTP/1.1")
+        assert anyws.CloseCode.NORMAL_CLOSURE == 1000
+        try:
+            anyws.connect
+        except ImportError:
+            pass
+        else:
+            raise AssertionError("anyws.connect imported without anyio")
+        loaded = sorted(name for name, module in sys.modules.items() if module is not None)
+        print(" ".join(loaded))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split()
+    assert "anyws.sansio" in loaded
+    assert not [name for name in loaded if name.split(".")[0] in {"anyio", "trio", "sniffio"}]
+
+
+# Private members stay private -------------------------------------------------------------
+
+#: Expressions whose private attributes a module may use: its own instance and class.
+OWN = frozenset({"self", "cls"})
+
+
+def _private_names_defined(tree: ast.AST) -> set[str]:
+    """The private names a module defines: functions, methods, attributes, slots."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)  # __slots__ entries
+    return {name for name in names if name.startswith("_")}
+
+
+def _interface_names(tree: ast.AST) -> set[str]:
+    """The private names that the `typing.Protocol` classes of a module declare.
+
+    Such a class is an interface between modules (``anyws._engine.Link``: what the
+    engine, the inbox and the pings call on their connection); its names are shared.
+    """
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(
+            (isinstance(base, ast.Name) and base.id == "Protocol")
+            or (isinstance(base, ast.Attribute) and base.attr == "Protocol")
+            for base in node.bases
+        ):
+            names |= {
+                item.name
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and item.name.startswith("_")
+            }
+    return names
+
+
+def _foreign_modules(tree: ast.AST) -> set[str]:
+    """The names bound by ``import x`` of modules that aren't anyws' (``zlib._Compress``)."""
+    return {
+        (alias.asname or alias.name).partition(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if not alias.name.startswith("anyws")
+    }
+
+
+def _foreign_private_uses(
+    source: str, label: str, interfaces: frozenset[str] = frozenset()
+) -> Iterator[str]:
+    tree = ast.parse(source, filename=label)
+    own = _private_names_defined(tree) | interfaces
+    foreign_modules = _foreign_modules(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = node.attr
+        if not name.startswith("_") or name.endswith("_"):
+            continue  # public, dunder, or an enum's sunder name (``_value2member_map_``)
+        value = node.value
+        if isinstance(value, ast.Name) and (value.id in OWN or value.id in foreign_modules):
+            continue
+        if name in own:
+            continue
+        yield f"{label}:{node.lineno}: .{name}"
+
+
+def _anyws_modules() -> list[Path]:
+    return sorted(path for path in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+#: The private names that anyws' interfaces between modules declare.
+INTERFACES = frozenset(
+    name
+    for path in _anyws_modules()
+    for name in _interface_names(ast.parse(path.read_text(encoding="utf-8")))
+)
+
+
+@pytest.mark.parametrize(
+    "path", _anyws_modules(), ids=lambda path: str(path.relative_to(PACKAGE_DIR.parent))
+)
+def test_no_module_reaches_into_another_modules_private_members(path: Path) -> None:
+    """A module uses ``obj._name`` only for names it defines itself.
+
+    What another module needs gets an internal name (for example the functions at the
+    end of ``anyws/_connection.py``), so that a private member can change without
+    breaking a module that isn't in view.
+    """
+    label = str(path.relative_to(PACKAGE_DIR.parent))
+    source = path.read_text(encoding="utf-8")
+    violations = list(_foreign_private_uses(source, label, INTERFACES))
+    assert not violations, "\n".join(violations)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("self._x\ncls._y", []),
+        ("class A:\n    def _f(self): ...\nA()._f()", []),
+        ("other._private", ["._private"]),
+        ("x.__class__\nx.__dict__", []),
+        ("connection._engine.transport_exc", ["._engine"]),
+        ("__slots__ = ('_engine',)\nconnection._engine", []),
+        ("import zlib\nzlib._Compress", []),
+        ("from anyws import _connection\n_connection._Running", ["._Running"]),
+        ("CloseCode._value2member_map_", []),
+        ("class Link(Protocol):\n    def _received(self): ...\nx._received", []),
+    ],
+)
+def test_the_private_member_checker_itself(source: str, expected: list[str]) -> None:
+    interfaces = _interface_names(ast.parse(source))
+    found = list(_foreign_private_uses(source, "example", frozenset(interfaces)))
+    assert len(found) == len(expected), found
+    for message, fragment in zip(found, expected, strict=True):
+        assert message.endswith(fragment)
+
+
+# One definition of the connection options' defaults --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "callable_",
+    [
+        anyws.connect,
+        anyws.serve,
+        anyws.Connection,
+        anyws.ClientConnection,
+        anyws.ServerConnection,
+    ],
+    ids=lambda callable_: callable_.__name__,
+)
+def test_signatures_repeat_the_option_defaults(callable_: object) -> None:
+    """Each signature that takes the connection options has `DEFAULTS`' defaults.
+
+    The signatures spell the values out, for their documentation; `DEFAULTS` is the
+    definition they must agree with.
+    """
+    from anyws._options import DEFAULTS
+
+    parameters = inspect.signature(callable_).parameters  # type: ignore[arg-type]
+    expected = DEFAULTS.as_kwargs()
+    found = {name: parameters[name].default for name in expected}
+    assert found == expected

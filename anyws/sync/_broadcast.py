@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from .._broadcast import broadcast as async_broadcast
 from .._connection import Connection as AsyncConnection, DataLike
-from ._connection import Connection, EventLoopThread
+from ._connection import Connection, EventLoopThread, event_loop_thread
 
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -51,7 +51,7 @@ def broadcast(
         raise TypeError("data must be str or bytes")
     loops: dict[EventLoopThread, list[AsyncConnection]] = {}
     for connection in connections:
-        loops.setdefault(connection._loop, []).append(connection.async_connection)
+        loops.setdefault(event_loop_thread(connection), []).append(connection.async_connection)
     for loop in loops:
         loop.check_thread("broadcast")
     exceptions: list[Exception] = []

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..sansio import Request, Response, State
 
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "event_loop_thread"]
 
 T = TypeVar("T")
 
@@ -528,3 +528,8 @@ async def _wait_for_pong(
         if not ack_on_close:
             return
     pong_received.set()
+
+
+def event_loop_thread(connection: Connection) -> EventLoopThread:
+    """The thread whose event loop runs ``connection`` (for `anyws.sync.broadcast`)."""
+    return connection._loop
