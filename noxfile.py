@@ -7,6 +7,8 @@ Sessions:
   Extra arguments go to pytest: ``nox -s tests -- -k frames -x``.
 - ``tests_no_speedups``: the suite with ``ANYWS_NO_SPEEDUPS=1`` (pure-Python masking).
 - ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
+- ``tests_lowest``: the suite on Python 3.10 with the lowest version of every dependency
+  that pyproject.toml allows (uv's ``--resolution lowest-direct``).
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/``, ``examples/`` and this file.
 - ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
@@ -223,6 +225,37 @@ def tests_asyncio_only(session: nox.Session) -> None:
         "sys.exit('trio is installed' if importlib.util.find_spec('trio') else 0)",
     )
     _pytest(session, backends=ASYNCIO_BACKENDS)
+
+
+#: The oldest Python of the matrix, for `tests_lowest` (none: the session is skipped).
+OLDEST_PYTHON = PYTHONS[0] if PYTHONS[0] in FOUND_PYTHONS else None
+
+
+@nox.session(python=OLDEST_PYTHON or False, venv_backend="uv")
+def tests_lowest(session: nox.Session) -> None:
+    """Run the suite on the oldest Python with the lowest versions pyproject.toml allows.
+
+    uv's ``--resolution lowest-direct`` installs the lowest version that each direct
+    requirement allows: anyio, the ``trio`` and ``socks`` extras, the test group
+    (uvloop, websockets...). That proves the declared floors, which a user's
+    resolver may well pick; their own dependencies stay at their newest.
+    """
+    project = PYPROJECT["project"]
+    extras = project["optional-dependencies"]
+    requirements = [
+        *project["dependencies"],
+        *(requirement for extra in extras.values() for requirement in extra),
+        *_requirements("test"),
+    ]
+    _install_anyws(session, "--resolution", "lowest-direct", *requirements)
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m\n"
+        "for d in sorted(m.distributions(), key=lambda d: d.metadata['Name'].lower()):\n"
+        "    print(d.metadata['Name'], d.version)",
+    )
+    _pytest(session, backends=ALL_BACKENDS)
 
 
 @nox.session(python=ONE_PYTHON)
