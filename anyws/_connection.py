@@ -60,6 +60,7 @@ from collections.abc import (
     Generator,
     Iterable,
     Iterator,
+    Mapping,
 )
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -69,6 +70,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import AsyncioStream, Waiter, close_forcefully
+from ._data import data_type_error
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -472,8 +474,9 @@ class Connection:
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
-            TypeError: The message, or a fragment, has an unsupported type, or
-                fragments mix text and bytes.
+            TypeError: The message, or a fragment, has an unsupported type (a
+                `dict`: "data is a dict-like object"), or fragments mix text and
+                bytes.
 
         Cancellation: the frame is queued whole before `send` waits, so a
         cancelled `send` never corrupts the stream; the message may still be
@@ -499,14 +502,17 @@ class Connection:
                 self._send_frame(message, text, fin=True, first=True, compress=compress)
                 await self._wait_drained()
             return
-        if isinstance(message, Iterable):
+        if isinstance(message, Iterable) and not isinstance(message, Mapping):
             iterator: Any = iter(message)
             aiter_ = None
         elif isinstance(message, AsyncIterable):
             aiter_ = aiter(message)
             iterator = None
         else:
-            raise TypeError(f"message has unsupported type {type(message).__name__}")
+            # A dict is iterable, but its keys aren't what was meant (json.dumps was).
+            raise data_type_error(
+                message, "str, bytes-like, or an iterable or async iterable of them"
+            )
         async with self._get_send_lock():
             await self._send_fragments(iterator, aiter_, text, compress)
 
@@ -700,7 +706,8 @@ class Connection:
             is_text = text is True
             payload = data
         else:
-            raise TypeError(f"message has unsupported type {type(data).__name__}")
+            # Only fragments get here: send() checked a whole message's type.
+            raise TypeError(f"fragments must be str or bytes-like, not {type(data).__name__}")
         if not first:
             protocol.send_continuation(payload, fin)
         else:
