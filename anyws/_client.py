@@ -62,7 +62,9 @@ class connect:  # a context manager used like a function, as in websockets
     only. ``connection.protocol.uri`` is the URI finally connected to.
 
     To reconnect automatically, use `reconnect`: ``async for websocket in
-    connect(uri)``, websockets' spelling, raises `TypeError`.
+    connect(uri)``, websockets' spelling, raises `TypeError`. So does
+    ``websocket = await connect(uri)``: the ``async with`` block owns the
+    connection's tasks.
 
     Args:
         uri: A ``ws://`` or ``wss://`` URI; ``ws://user:pass@host/`` sends HTTP
@@ -315,6 +317,18 @@ class connect:  # a context manager used like a function, as in websockets
         assert running is not None, "connect() exited without being entered"
         self._running = None
         await running.__aexit__(exc_type, exc, traceback)
+
+    def __await__(self) -> NoReturn:
+        # ``websocket = await connect(uri)`` works in websockets, where the loop owns
+        # the connection's tasks; here the ``async with`` block owns them, and closes
+        # them when it ends. Say so, rather than Python's "can't be used in 'await'".
+        name = type(self).__name__
+        target = "path" if name == "unix_connect" else "uri"
+        raise TypeError(
+            f"{name}() can't be awaited: enter it with async with, whose block owns the "
+            "connection's background tasks and closes them when it ends: "
+            f"async with anyws.{name}({target}) as websocket: ..."
+        )
 
     def __aiter__(self) -> NoReturn:
         # websockets reconnects with ``async for websocket in connect(uri)``; that

@@ -52,6 +52,7 @@ import math
 import os
 import uuid
 from collections import deque
+from time import perf_counter
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -647,7 +648,7 @@ class Connection:
         self._check_sendable()
         self.protocol.send_ping(payload)
         waiter = _PongWaiter(self)
-        self._pings[payload] = (waiter, self._clock())
+        self._pings[payload] = (waiter, perf_counter())
         self._flush()
         return waiter
 
@@ -1035,7 +1036,10 @@ class Connection:
     def _resolve_pings(self, data: bytes) -> None:
         if data not in self._pings:
             return
-        now = self._clock()
+        # Round trips are timed with perf_counter, not the loop's clock: uvloop's
+        # ticks in milliseconds, and a loopback round trip would read 0.0, which
+        # means "no pong yet" in `latency`.
+        now = perf_counter()
         keepalive = False
         # A pong acknowledges the ping it matches and every ping sent before it.
         for payload in list(self._pings):
@@ -1211,7 +1215,7 @@ class Connection:
         while payload in self._pings:
             payload = os.urandom(4)
         self.protocol.send_ping(payload)
-        self._pings[payload] = (None, self._clock())
+        self._pings[payload] = (None, perf_counter())
         self._keepalive_payload = payload
         self._flush()
         if self.debug:

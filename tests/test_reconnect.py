@@ -348,6 +348,22 @@ async def test_async_for_over_connect() -> None:
         await iterate()
 
 
+async def test_await_connect_says_to_use_async_with() -> None:
+    """``await connect(uri)``, websockets' spelling, says why and what to write instead."""
+    with pytest.raises(TypeError) as excinfo:
+        await connect("ws://localhost/")  # type: ignore[misc]
+    assert str(excinfo.value) == (
+        "connect() can't be awaited: enter it with async with, whose block owns the "
+        "connection's background tasks and closes them when it ends: "
+        "async with anyws.connect(uri) as websocket: ..."
+    )
+    with pytest.raises(TypeError) as excinfo:
+        await anyws.unix_connect("/nowhere")  # type: ignore[misc]
+    assert str(excinfo.value).endswith(
+        "async with anyws.unix_connect(path) as websocket: ..."
+    )
+
+
 def test_reconnect_arguments() -> None:
     with pytest.raises(ValueError, match="can't reuse a stream"):
         reconnect("ws://localhost/", stream=memory_stream_pair()[0])
