@@ -40,7 +40,9 @@ ends, and every waiter is woken. A connection whose reader ended is CLOSED.
 
 Background tasks never raise into the task group, so no `ExceptionGroup` reaches
 a user: a transport error is recorded and becomes the ``__cause__`` of the
-`ConnectionClosed` that `recv` and `send` raise. Transport errors are translated
+`ConnectionClosed` that `recv` and `send` raise. Only `KeyboardInterrupt` and
+`SystemExit` (and cancellation) go through, and `exit_task_group` takes them out
+of the group that the task group wraps them in. Transport errors are translated
 in one place, `_translate_transport_errors`.
 """
 
@@ -50,6 +52,7 @@ import asyncio
 import codecs
 import math
 import os
+import sys
 import uuid
 from collections import deque
 from time import perf_counter
@@ -86,6 +89,9 @@ from .sansio.extensions import PerMessageDeflate
 if TYPE_CHECKING:
     from .sansio._http11 import Request, Response
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found]
+
 
 __all__ = ["Connection", "Data", "DataLike"]
 
@@ -101,6 +107,36 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     anyio.ClosedResourceError,
     OSError,
 )
+
+async def exit_task_group(task_group: anyio.abc.TaskGroup) -> None:
+    """Exit ``task_group``, entered by hand, whose tasks raise no `Exception`.
+
+    A `KeyboardInterrupt` or `SystemExit` raised in one of its tasks (the reader,
+    say, when Ctrl-C lands there) comes out alone, not in the `BaseExceptionGroup`
+    that the task group wraps it in: no exception group reaches a user.
+    """
+    try:
+        await task_group.__aexit__(None, None, None)
+    except BaseException as exc:
+        interrupt = _interrupt_in(exc)
+        if interrupt is None or interrupt is exc:
+            raise
+    else:
+        return
+    raise interrupt  # here, not in the except block: the group isn't its __context__
+
+
+def _interrupt_in(exc: BaseException) -> BaseException | None:
+    """The first `KeyboardInterrupt` or `SystemExit` in ``exc``, nested groups included."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _interrupt_in(inner)
+            if found is not None:
+                return found
+    return None
+
 
 #: How many bytes to ask a byte stream for at once: large reads, fewer wake-ups.
 READ_SIZE = 2**18
@@ -997,12 +1033,14 @@ class Connection:
             self._read_scope = None
             if scope.cancelled_caught and not self._aborted and not self._stopped and self.debug:
                 self.logger.debug("! timed out waiting for TCP close")
-        except anyio.get_cancelled_exc_class():
-            cancelled = True
-            raise
-        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
+        except Exception as exc:  # pragma: no cover - a bug; never raise into the group
             self.logger.error("unexpected error in reader task", exc_info=exc)
             cancelled = True
+        except BaseException:
+            # Cancellation, and KeyboardInterrupt or SystemExit, which are the user's
+            # (exit_task_group takes them out of the task group's exception group).
+            cancelled = True
+            raise
         finally:
             if consuming:
                 assert isinstance(self.transport, AsyncioStream)
@@ -1158,11 +1196,15 @@ class Connection:
         except TRANSPORT_ERRORS as exc:
             self._record_transport_exc(exc)
             self._abort_soon()
-        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
+        except Exception as exc:  # pragma: no cover - a bug; never raise into the group
             self.logger.error("unexpected error in writer task", exc_info=exc)
             self._abort_soon()
+        except BaseException as exc:
+            # Cancellation goes through; so do KeyboardInterrupt and SystemExit, which
+            # are the user's (exit_task_group takes them out of the exception group).
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._abort_soon()
+            raise
         finally:
             self._writer_state = 2
             if self._writer_done is not None:
@@ -1412,4 +1454,4 @@ class _Running:
             raise
         finally:
             connection._stop()
-            await task_group.__aexit__(None, None, None)
+            await exit_task_group(task_group)

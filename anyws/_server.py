@@ -17,7 +17,7 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import accept_function, close_forcefully
-from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._connection import TRANSPORT_ERRORS, Connection, _Running, exit_task_group
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
@@ -460,7 +460,7 @@ class serve:  # a context manager used like a function, as in websockets
             await server._stop_listening()
             server._cancel_handlers()
             server._closed.set()
-            await task_group.__aexit__(None, None, None)
+            await exit_task_group(task_group)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED

@@ -891,8 +891,9 @@ async def timeout_ping(seconds: float) -> None:
             await waiter
         server_stream.swallow = False
         latency = await (await client.ping(b"answered"))
-        # The cancelled ping stayed registered: the later pong answers it too.
-        assert await waiter >= seconds * 0.9
+        # The cancelled ping stayed registered: the later pong answers it too. Its
+        # round trip (on the wall clock: virtual seconds don't count) is the longer.
+        assert await waiter > latency
         assert client.latency == latency
         await _assert_usable(client, server)
 
