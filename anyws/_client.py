@@ -118,8 +118,12 @@ class connect:  # a context manager used like a function, as in websockets
         InvalidURI: ``uri`` isn't a valid WebSocket URI.
         InvalidProxy: ``proxy`` isn't a valid proxy URL.
         ImportError: A SOCKS proxy is to be used and python-socks isn't installed.
-        OSError: The TCP connection (to the server or the proxy) failed;
-            `ssl.SSLError` for TLS.
+        OSError: The TCP connection (to the server or the proxy) failed: the
+            socket's error when every address of the host failed the same way
+            (`ConnectionRefusedError`, with its ``errno``, when all refused), as
+            in websockets; else an `OSError` whose message lists each failure,
+            with the first as ``__cause__``. `socket.gaierror` when the host
+            name can't be resolved; `ssl.SSLError` for TLS.
         ProxyError: The proxy didn't open the tunnel: `InvalidProxyStatus` when an
             HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.
         TimeoutError: ``open_timeout`` passed: "timed out during opening handshake".

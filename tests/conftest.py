@@ -2,8 +2,7 @@
 
 Backends
     Every async test runs on each backend that imports, through anyio's pytest plugin
-    (each coroutine test gets the ``anyio`` mark, below: what ``anyio_mode = "auto"``
-    does from anyio 4.11 on, on every anyio that anyws supports), with these ids:
+    (``anyio_mode = "auto"`` in pyproject.toml), with these ids:
 
     - ``asyncio``: asyncio in debug mode, which reports never-awaited coroutines and
       callbacks that block the loop;
@@ -48,7 +47,6 @@ TLS
 
 from __future__ import annotations
 
-import inspect
 import os
 import ssl
 from collections.abc import Callable, Iterator
@@ -136,19 +134,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             scope="function",  # a fresh clock for every test
         )
     )
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
-    # Mark each coroutine test for anyio's plugin, which runs after this hook. Not
-    # anyio_mode = "auto": anyio reads it from 4.11 on, and the tests_lowest nox session
-    # runs the suite on anyws' floor, which is lower.
-    istestfunction = getattr(collector, "istestfunction", None)  # modules and classes
-    if istestfunction is None or not istestfunction(obj, name):
-        return
-    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", obj)
-    if inspect.iscoroutinefunction(inner):
-        pytest.mark.anyio(obj)
 
 
 def _argnames(mark: pytest.Mark) -> list[str]:

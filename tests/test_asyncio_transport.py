@@ -18,9 +18,6 @@ from tests.test_client_server import raw_server, read_request, switching_protoco
 
 TIMEOUT = 10_000 * MS
 
-#: anyio.wait_readable, called wait_socket_readable before anyio 4.7 (anyws' floor is lower).
-wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
-
 
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:
@@ -125,7 +122,7 @@ async def test_end_of_stream_and_closed() -> None:
     with anyio.fail_after(TIMEOUT):
         received = b""
         while True:
-            await wait_readable(peer)
+            await anyio.wait_readable(peer)
             chunk = peer.recv(100)
             if not chunk:
                 break
@@ -161,7 +158,7 @@ async def test_send_waits_for_the_kernel_and_is_cancellable() -> None:
         received = 0
         with anyio.fail_after(TIMEOUT):
             while received < len(big):
-                await wait_readable(peer)
+                await anyio.wait_readable(peer)
                 received += len(peer.recv(2**20))
         assert received == len(big)
     finally:

@@ -9,6 +9,7 @@ events, never with sleeps.
 from __future__ import annotations
 
 import base64
+import errno
 import functools
 import logging
 import socket
@@ -40,6 +41,10 @@ from anyws import (
 )
 from anyws.sansio._handshake import accept_key
 from tests.conftest import MS
+
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 
 #: Bound on each test body, in seconds: a hang fails the test instead of the run.
@@ -653,10 +658,34 @@ async def test_connection_refused() -> None:
         with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as excinfo:
             async with connect(f"ws://127.0.0.1:{port}/"):
                 pytest.fail("connected")
-    # anyio's connect_tcp tries every address, then raises a plain OSError.
+    # The socket's error, as websockets raises it (not anyio's "All connection attempts
+    # failed" over it), so that ``except ConnectionRefusedError:`` matches.
+    assert type(excinfo.value) is ConnectionRefusedError
+    assert excinfo.value.errno == errno.ECONNREFUSED
+    assert str(excinfo.value).startswith(f"[Errno {errno.ECONNREFUSED}] ")
+
+
+async def test_connection_failures_that_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses that failed in different ways: an OSError that names each failure."""
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('::1', 80)")
+    unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:
+        # What anyio.connect_tcp raises when every address of the host failed.
+        group = ExceptionGroup("multiple connection attempts failed", [refused, unreachable])
+        raise OSError("All connection attempts failed") from group
+
+    monkeypatch.setattr(anyio, "connect_tcp", connect_tcp)
+    with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as excinfo:
+        async with connect("ws://example.invalid/"):
+            pytest.fail("connected")
     assert type(excinfo.value) is OSError
-    assert str(excinfo.value) == "All connection attempts failed"
-    assert isinstance(excinfo.value.__cause__, ConnectionRefusedError)
+    assert excinfo.value.errno is None
+    assert str(excinfo.value) == (
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 80), "
+        "[Errno 101] Network is unreachable"
+    )
+    assert excinfo.value.__cause__ is refused
 
 
 async def test_open_timeout() -> None:
