@@ -518,11 +518,22 @@ async def test_subprotocol_negotiation() -> None:
             # The server's preference wins.
             async with connect(uri(server), subprotocols=["superchat", "chat"]) as ws:
                 assert ws.subprotocol == "chat"
-            async with connect(uri(server), subprotocols=["other"]) as ws:
-                assert ws.subprotocol is None
-            async with connect(uri(server)) as ws:
-                assert ws.subprotocol is None
-    assert selected == ["chat", None, None]
+            # A server that names subprotocols requires one, as websockets does.
+            with pytest.raises(InvalidStatus) as excinfo:
+                async with connect(uri(server), subprotocols=["other"]):
+                    pytest.fail("connected")
+            assert excinfo.value.response.status_code == 400
+            assert excinfo.value.response.body == (
+                b"Failed to open a WebSocket connection: "
+                b"invalid subprotocol; expected one of chat, superchat.\n"
+            )
+            with pytest.raises(InvalidStatus) as excinfo:
+                async with connect(uri(server)):
+                    pytest.fail("connected")
+            assert excinfo.value.response.body == (
+                b"Failed to open a WebSocket connection: missing subprotocol.\n"
+            )
+    assert selected == ["chat"]
 
 
 async def test_select_subprotocol() -> None:

@@ -688,6 +688,56 @@ async def test_server_fragmented_message(flavour: str) -> None:
             assert await client.recv() == "5 fragments"
 
 
+@pytest.mark.parametrize("offered", [["other"], None], ids=["other", "none"])
+async def test_client_subprotocol_mismatch(flavour: str, offered: list[str] | None) -> None:
+    """A websockets server naming subprotocols rejects anyws offering none of them: 400."""
+    with anyio.fail_after(TIMEOUT):
+        async with websockets_server(flavour, subprotocols=["chat.v2", "chat.v1"]) as peer:
+            with pytest.raises(anyws.InvalidStatus) as info:
+                async with anyws.connect(peer.uri, subprotocols=offered):
+                    pytest.fail("the handshake should have failed")  # pragma: no cover
+    why = "missing subprotocol" if offered is None else SUBPROTOCOL_EXPECTED
+    assert info.value.response.status_code == 400
+    assert info.value.response.body == f"Failed to open a WebSocket connection: {why}.\n".encode()
+    assert peer.seen == []
+
+
+#: Why websockets and anyws reject a client that offers subprotocols, but none of theirs.
+SUBPROTOCOL_EXPECTED = "invalid subprotocol; expected one of chat.v2, chat.v1"
+
+
+@pytest.mark.parametrize("offered", [["other"], None], ids=["other", "none"])
+async def test_server_subprotocol_mismatch(flavour: str, offered: list[str] | None) -> None:
+    """anyws naming subprotocols rejects a websockets client offering none of them, as
+    websockets does: 400, with websockets' words."""
+    with anyio.fail_after(TIMEOUT):
+        async with anyws_server(subprotocols=["chat.v2", "chat.v1"]) as peer:
+            with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+                async with websockets_client(flavour, peer.uri, subprotocols=offered):
+                    pytest.fail("the handshake should have failed")  # pragma: no cover
+    why = "missing subprotocol" if offered is None else SUBPROTOCOL_EXPECTED
+    assert info.value.response.status_code == 400
+    assert info.value.response.body == f"Failed to open a WebSocket connection: {why}.\n".encode()
+    assert peer.seen == []
+
+
+async def test_server_select_subprotocol_allows_none(flavour: str) -> None:
+    """select_subprotocol may go on without a subprotocol, as in websockets."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            anyws_server(
+                subprotocols=["chat.v2"],
+                select_subprotocol=lambda connection, offered: (
+                    "chat.v2" if "chat.v2" in offered else None
+                ),
+            ) as peer,
+            websockets_client(flavour, peer.uri) as client,
+        ):
+            assert client.ws.subprotocol is None
+            await client.send("hello")
+            assert await client.recv() == "hello"
+
+
 async def test_server_subprotocol(flavour: str) -> None:
     """The server's preference wins among the subprotocols both sides support."""
     with anyio.fail_after(TIMEOUT):
