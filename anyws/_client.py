@@ -20,6 +20,7 @@ from .sansio import ClientProtocol
 from .sansio._handshake import USER_AGENT
 from .sansio._headers import Headers, HeadersLike
 from .sansio._protocol import LoggerLike
+from ._idna import idna_encode
 from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
@@ -161,7 +162,7 @@ class connect:  # a context manager used like a function, as in websockets
         proxy_server_hostname: str | None = None,
         max_redirects: int = 10,
     ) -> None:
-        self.uri = parse_uri(uri)
+        self.uri = parse_uri(uri, encode_host=idna_encode)
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() received an ssl argument for a ws:// URI")
         self.origin = origin

@@ -39,6 +39,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._asyncio import adopt
+from ._idna import idna_encode
 from ._tcp import connect_error, connect_tcp
 from ._tls import start_tls
 from .exceptions import (
@@ -125,7 +126,7 @@ def parse_proxy(proxy: str) -> Proxy:
         raise InvalidProxy(proxy, "fragment is meaningless")
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
+            host = idna_encode(host)  # IDNA 2008, as for the server's host
         except UnicodeError:
             raise InvalidProxy(proxy, "invalid internationalized hostname") from None
     username, password = parsed.username, parsed.password

@@ -29,6 +29,7 @@ import urllib.parse
 
 from .exceptions import InvalidStatus, InvalidURI, SecurityError
 from .sansio._headers import Headers
+from ._idna import idna_encode
 from .sansio._uri import WebSocketURI, parse_uri
 
 
@@ -79,7 +80,7 @@ def redirect_target(uri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI | Non
     # legitimate in a Location (RFC 9110, section 10.2.2): drop it.
     location = urllib.parse.urldefrag(location).url
     try:
-        target = parse_uri(location)
+        target = parse_uri(location, encode_host=idna_encode)
     except InvalidURI as uri_exc:
         raise uri_exc from exc
     if uri.secure and not target.secure:

@@ -676,6 +676,31 @@ async def test_connection_refused() -> None:
     assert str(excinfo.value).startswith(f"[Errno {errno.ECONNREFUSED}] ")
 
 
+async def test_international_domain_name_is_idna_2008(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws://faß.de/ goes to xn--fa-hia.de, as in browsers and anyio; IDNA 2003 said fass.de."""
+    hosts: list[str] = []
+    connect_tcp = anyio.connect_tcp
+
+    async def connect_here(host: str, port: int) -> anyio.abc.SocketStream:
+        hosts.append(host)  # and connect to the test's server instead
+        return await connect_tcp("127.0.0.1", server_port)
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        requests.append(await read_request(stream))
+        await stream.send(switching_protocols(requests[-1]))
+        await stream.receive()  # until the client closes
+
+    requests: list[bytes] = []
+    monkeypatch.setattr(anyio, "connect_tcp", connect_here)
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as server_port:
+            async with connect("ws://Fa\u00df.de:8080/", compression=None) as ws:
+                assert ws.request is not None
+                assert ws.request.headers["Host"] == "xn--fa-hia.de:8080"
+    assert hosts == ["xn--fa-hia.de"]
+    assert b"\r\nHost: xn--fa-hia.de:8080\r\n" in requests[0]
+
+
 async def test_connection_failures_that_differ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Addresses that failed in different ways: an OSError that names each failure."""
     refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('::1', 80)")

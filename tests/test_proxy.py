@@ -559,6 +559,8 @@ def test_invalid_proxy(proxy: str, message: str) -> None:
         ("socks4://[::1]:1080", Proxy("socks4", "::1", 1080)),
         ("http://user:@proxy", Proxy("http", "proxy", 80, "user", "")),
         ("http://bücher.example", Proxy("http", "xn--bcher-kva.example", 80)),
+        # IDNA 2008, as for the server's host (IDNA 2003 said fass.de).
+        ("http://fa\xdf.de", Proxy("http", "xn--fa-hia.de", 80)),
     ],
 )
 def test_parse_proxy(url: str, expected: Proxy) -> None:
