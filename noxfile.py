@@ -227,18 +227,15 @@ def tests_asyncio_only(session: nox.Session) -> None:
     _pytest(session, backends=ASYNCIO_BACKENDS)
 
 
-#: The oldest Python of the matrix, for `tests_lowest` (none: the session is skipped).
-OLDEST_PYTHON = PYTHONS[0] if PYTHONS[0] in FOUND_PYTHONS else None
-
-
-@nox.session(python=OLDEST_PYTHON or False, venv_backend="uv")
+@nox.session(python=PYTHONS[0], venv_backend="uv")
 def tests_lowest(session: nox.Session) -> None:
     """Run the suite on the oldest Python with the lowest versions pyproject.toml allows.
 
     uv's ``--resolution lowest-direct`` installs the lowest version that each direct
-    requirement allows: anyio, the ``trio`` and ``socks`` extras, the test group
-    (uvloop, websockets...). That proves the declared floors, which a user's
-    resolver may well pick; their own dependencies stay at their newest.
+    requirement allows: anyio, idna, the ``trio`` and ``socks`` extras, the test
+    group (uvloop, websockets, pytest...). That proves the declared floors, which a
+    user's resolver may well pick; their own dependencies stay at their newest.
+    Skipped, as nox does, when this machine has no Python 3.10.
     """
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
