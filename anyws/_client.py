@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 
 from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._idna import idna_encode
 from ._proxy import open_tcp_stream, parse_proxy
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
 from ._tls import start_tls
@@ -20,7 +21,6 @@ from .sansio import ClientProtocol
 from .sansio._handshake import USER_AGENT
 from .sansio._headers import Headers, HeadersLike
 from .sansio._protocol import LoggerLike
-from ._idna import idna_encode
 from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 

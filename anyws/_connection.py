@@ -55,7 +55,6 @@ import os
 import sys
 import uuid
 from collections import deque
-from time import perf_counter
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -66,6 +65,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
@@ -107,6 +107,7 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     anyio.ClosedResourceError,
     OSError,
 )
+
 
 async def exit_task_group(task_group: anyio.abc.TaskGroup) -> None:
     """Exit ``task_group``, entered by hand, whose tasks raise no `Exception`.

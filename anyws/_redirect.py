@@ -27,9 +27,9 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
+from ._idna import idna_encode
 from .exceptions import InvalidStatus, InvalidURI, SecurityError
 from .sansio._headers import Headers
-from ._idna import idna_encode
 from .sansio._uri import WebSocketURI, parse_uri
 
 

@@ -21,7 +21,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found]
 
 
-__all__ = ["connect_tcp", "connect_error"]
+__all__ = ["connect_error", "connect_tcp"]
 
 
 async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:

@@ -264,7 +264,6 @@ async def test_send_waits_for_a_slow_reader_again_after_a_timeout() -> None:
     assert received == [big, big, big]
 
 
-
 async def test_adopt_keeps_the_connection_open_both_ways() -> None:
     """adopt() closes anyio's descriptor only: the peer sees no end of stream (anyio < 4.16's
     aclose() half-closed the connection, and every handshake on asyncio failed)."""

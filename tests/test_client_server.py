@@ -693,10 +693,12 @@ async def test_international_domain_name_is_idna_2008(monkeypatch: pytest.Monkey
     requests: list[bytes] = []
     monkeypatch.setattr(anyio, "connect_tcp", connect_here)
     with anyio.fail_after(TIMEOUT):
-        async with raw_server(handle) as server_port:
-            async with connect("ws://Fa\u00df.de:8080/", compression=None) as ws:
-                assert ws.request is not None
-                assert ws.request.headers["Host"] == "xn--fa-hia.de:8080"
+        async with (
+            raw_server(handle) as server_port,
+            connect("ws://Fa\u00df.de:8080/", compression=None) as ws,
+        ):
+            assert ws.request is not None
+            assert ws.request.headers["Host"] == "xn--fa-hia.de:8080"
     assert hosts == ["xn--fa-hia.de"]
     assert b"\r\nHost: xn--fa-hia.de:8080\r\n" in requests[0]
 

@@ -109,10 +109,12 @@ async def test_leaving_serve(scenario: str) -> None:
     async def run_server(
         until: Callable[[Server], Awaitable[None]], task_group: anyio.abc.TaskGroup
     ) -> None:
-        async with serve(handler, "127.0.0.1", 0) as server:
-            async with connected_client(server.port, closed, task_group):
-                await anyio.wait_all_tasks_blocked()
-                await until(server)
+        async with (
+            serve(handler, "127.0.0.1", 0) as server,
+            connected_client(server.port, closed, task_group),
+        ):
+            await anyio.wait_all_tasks_blocked()
+            await until(server)
 
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as clients:

@@ -359,9 +359,7 @@ async def test_await_connect_says_to_use_async_with() -> None:
     )
     with pytest.raises(TypeError) as excinfo:
         await anyws.unix_connect("/nowhere")  # type: ignore[misc]
-    assert str(excinfo.value).endswith(
-        "async with anyws.unix_connect(path) as websocket: ..."
-    )
+    assert str(excinfo.value).endswith("async with anyws.unix_connect(path) as websocket: ...")
 
 
 def test_reconnect_arguments() -> None:

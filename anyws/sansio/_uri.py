@@ -4,9 +4,9 @@ Strategy: split the URI by hand along RFC 3986, section 3, rather than with
 `urllib.parse`, which silently drops tabs and newlines, strips leading control
 characters and parses ports differently from one Python version to the next.
 What comes out is safe to put on the wire: the host is a valid reg-name (IDNA-
-encoded if it was Unicode, by the encoder the caller passes: see `parse_uri`) or an IPv6 address, and the path and query are
-visible US-ASCII, characters that may not appear in a request target being
-percent-encoded as browsers do.
+encoded if it was Unicode, by the encoder the caller passes: see `parse_uri`) or an
+IPv6 address, and the path and query are visible US-ASCII, characters that may not
+appear in a request target being percent-encoded as browsers do.
 """
 
 from __future__ import annotations

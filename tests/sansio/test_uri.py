@@ -268,4 +268,6 @@ def test_encode_host_error() -> None:
 
     with pytest.raises(InvalidURI) as exc_info:
         parse_uri("ws://fa\xdf.de/", encode_host=encode)
-    assert str(exc_info.value) == "ws://fa\xdf.de/ isn't a valid URI: invalid internationalized hostname"
+    assert str(exc_info.value) == (
+        "ws://fa\xdf.de/ isn't a valid URI: invalid internationalized hostname"
+    )
