@@ -123,7 +123,7 @@ class connect:  # a context manager used like a function, as in websockets
             socket's error when every address of the host failed the same way
             (`ConnectionRefusedError`, with its ``errno``, when all refused), as
             in websockets; else an `OSError` whose message lists each failure,
-            with the first as ``__cause__``. `socket.gaierror` when the host
+            with the first as ``__cause__``. ``socket.gaierror`` when the host
             name can't be resolved; `ssl.SSLError` for TLS.
         ProxyError: The proxy didn't open the tunnel: `InvalidProxyStatus` when an
             HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.

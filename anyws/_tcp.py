@@ -31,7 +31,7 @@ async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:
         OSError: Every attempt failed: the error of the attempts when they all
             failed the same way (`ConnectionRefusedError`, with its errno, when
             every address refused), else an `OSError` whose message lists them.
-            `socket.gaierror` when ``host`` can't be resolved.
+            ``socket.gaierror`` when ``host`` can't be resolved.
 
     Cancellation closes whatever was opened.
     """
