@@ -227,32 +227,44 @@ def tests_asyncio_only(session: nox.Session) -> None:
     _pytest(session, backends=ASYNCIO_BACKENDS)
 
 
+#: What `tests_lowest` prints of its environment: "name version" for each distribution.
+_LIST_VERSIONS = (
+    "import importlib.metadata as m\n"
+    "for d in sorted(m.distributions(), key=lambda d: d.metadata['Name'].lower()):\n"
+    "    print(d.metadata['Name'], d.version)"
+)
+
+
 @nox.session(python=PYTHONS[0], venv_backend="uv")
 def tests_lowest(session: nox.Session) -> None:
     """Run the suite on the oldest Python with the lowest versions pyproject.toml allows.
 
     uv's ``--resolution lowest-direct`` installs the lowest version that each direct
-    requirement allows: anyio, idna, the ``trio`` and ``socks`` extras, the test
-    group (uvloop, websockets, pytest...). That proves the declared floors, which a
-    user's resolver may well pick; their own dependencies stay at their newest.
-    Skipped, as nox does, when this machine has no Python 3.10.
+    requirement allows: anyio, idna, the ``trio`` extra, the test group (uvloop,
+    websockets, pytest...). That proves the declared floors, which a user's
+    resolver may well pick; their own dependencies stay at their newest.
+
+    In two steps, because python-socks (the ``socks`` extra) requires a newer anyio
+    than anyws does: first the whole suite without python-socks (its tests skip),
+    on anyws' own floors; then python-socks at its floor, with the anyio it needs
+    (``--resolution lowest``), for tests/test_proxy.py. Arguments go to the first
+    pytest run. Skipped, as nox does, when this machine has no Python 3.10.
     """
     project = PYPROJECT["project"]
-    extras = project["optional-dependencies"]
+    socks = project["optional-dependencies"]["socks"]
+    without_socks = tuple(Requirement(requirement).name for requirement in socks)
     requirements = [
         *project["dependencies"],
-        *(requirement for extra in extras.values() for requirement in extra),
-        *_requirements("test"),
+        *project["optional-dependencies"]["trio"],
+        *_requirements("test", without=without_socks),
     ]
     _install_anyws(session, "--resolution", "lowest-direct", *requirements)
-    session.run(
-        "python",
-        "-c",
-        "import importlib.metadata as m\n"
-        "for d in sorted(m.distributions(), key=lambda d: d.metadata['Name'].lower()):\n"
-        "    print(d.metadata['Name'], d.version)",
-    )
+    session.run("python", "-c", _LIST_VERSIONS)
     _pytest(session, backends=ALL_BACKENDS)
+
+    session.install("--resolution", "lowest", *socks)
+    session.run("python", "-c", _LIST_VERSIONS)
+    session.run("pytest", "tests/test_proxy.py", env={"ANYWS_TESTS_REQUIRE_BACKENDS": ALL_BACKENDS})
 
 
 @nox.session(python=ONE_PYTHON)
