@@ -240,31 +240,21 @@ def tests_lowest(session: nox.Session) -> None:
     """Run the suite on the oldest Python with the lowest versions pyproject.toml allows.
 
     uv's ``--resolution lowest-direct`` installs the lowest version that each direct
-    requirement allows: anyio, idna, the ``trio`` extra, the test group (uvloop,
-    websockets, pytest...). That proves the declared floors, which a user's
-    resolver may well pick; their own dependencies stay at their newest.
-
-    In two steps, because python-socks (the ``socks`` extra) requires a newer anyio
-    than anyws does: first the whole suite without python-socks (its tests skip),
-    on anyws' own floors; then python-socks at its floor, with the anyio it needs
-    (``--resolution lowest``), for tests/test_proxy.py. Arguments go to the first
-    pytest run. Skipped, as nox does, when this machine has no Python 3.10.
+    requirement allows: anyio, idna, the ``trio`` and ``socks`` extras, the test
+    group (uvloop, websockets, pytest...). That proves the declared floors, which a
+    user's resolver may well pick; their own dependencies stay at their newest.
+    Skipped, as nox does, when this machine has no Python 3.10.
     """
     project = PYPROJECT["project"]
-    socks = project["optional-dependencies"]["socks"]
-    without_socks = tuple(Requirement(requirement).name for requirement in socks)
+    extras = project["optional-dependencies"]
     requirements = [
         *project["dependencies"],
-        *project["optional-dependencies"]["trio"],
-        *_requirements("test", without=without_socks),
+        *(requirement for extra in extras.values() for requirement in extra),
+        *_requirements("test"),
     ]
     _install_anyws(session, "--resolution", "lowest-direct", *requirements)
     session.run("python", "-c", _LIST_VERSIONS)
     _pytest(session, backends=ALL_BACKENDS)
-
-    session.install("--resolution", "lowest", *socks)
-    session.run("python", "-c", _LIST_VERSIONS)
-    session.run("pytest", "tests/test_proxy.py", env={"ANYWS_TESTS_REQUIRE_BACKENDS": ALL_BACKENDS})
 
 
 @nox.session(python=ONE_PYTHON)
