@@ -16,10 +16,12 @@ from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._objectstream import WebSocketAttribute as WebSocketAttribute
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+from ._redis import RedisHub as RedisHub
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._stats import ServerStats as ServerStats
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
+from ._version import __version__ as __version__
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
     ConnectionClosed as ConnectionClosed,
@@ -91,6 +93,7 @@ __all__ = [
     "PayloadTooBig",
     "ProtocolError",
     "ProxyError",
+    "RedisHub",
     "Request",
     "Response",
     "SecurityError",
