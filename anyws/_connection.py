@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from .sansio._http11 import Request, Response
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found]
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 
 __all__ = [

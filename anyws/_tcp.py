@@ -18,7 +18,7 @@ import anyio.abc
 
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found]
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 
 __all__ = ["connect_error", "connect_tcp"]
@@ -50,12 +50,13 @@ def connect_error(exc: OSError) -> OSError:
     if type(exc) is not OSError or exc.errno is not None:
         return exc  # not anyio's wrapper: the name lookup failed, for example
     cause = exc.__cause__
+    errors: list[OSError]
     if isinstance(cause, OSError):
         errors = [cause]
-    elif isinstance(cause, BaseExceptionGroup) and all(
-        isinstance(error, OSError) for error in cause.exceptions
-    ):
-        errors = list(cause.exceptions)
+    elif isinstance(cause, BaseExceptionGroup):
+        errors = [error for error in cause.exceptions if isinstance(error, OSError)]
+        if len(errors) != len(cause.exceptions):
+            return exc
     else:
         return exc
     first = errors[0]
