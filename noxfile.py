@@ -7,6 +7,8 @@ Sessions:
   Extra arguments go to pytest: ``nox -s tests -- -k frames -x``.
 - ``tests_no_speedups``: the suite with ``ANYWS_NO_SPEEDUPS=1`` (pure-Python masking).
 - ``tests_asyncio_only``: the suite without trio installed; trio tests must skip.
+- ``tests_lowest``: the suite on Python 3.10 with the lowest version of every dependency
+  that pyproject.toml allows (uv's ``--resolution lowest-direct``).
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/``, ``examples/`` and this file.
 - ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
@@ -228,6 +230,36 @@ def tests_asyncio_only(session: nox.Session) -> None:
         "sys.exit('trio is installed' if importlib.util.find_spec('trio') else 0)",
     )
     _pytest(session, backends=ASYNCIO_BACKENDS)
+
+
+#: What `tests_lowest` prints of its environment: "name version" for each distribution.
+_LIST_VERSIONS = (
+    "import importlib.metadata as m\n"
+    "for d in sorted(m.distributions(), key=lambda d: d.metadata['Name'].lower()):\n"
+    "    print(d.metadata['Name'], d.version)"
+)
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv")
+def tests_lowest(session: nox.Session) -> None:
+    """Run the suite on the oldest Python with the lowest versions pyproject.toml allows.
+
+    uv's ``--resolution lowest-direct`` installs the lowest version that each direct
+    requirement allows: anyio, idna, the ``trio`` and ``socks`` extras, the test
+    group (uvloop, websockets, pytest...). That proves the declared floors, which a
+    user's resolver may well pick; their own dependencies stay at their newest.
+    Skipped, as nox does, when this machine has no Python 3.10.
+    """
+    project = PYPROJECT["project"]
+    extras = project["optional-dependencies"]
+    requirements = [
+        *project["dependencies"],
+        *(requirement for extra in extras.values() for requirement in extra),
+        *_requirements("test"),
+    ]
+    _install_anyws(session, "--resolution", "lowest-direct", *requirements)
+    session.run("python", "-c", _LIST_VERSIONS)
+    _pytest(session, backends=ALL_BACKENDS)
 
 
 @nox.session(python=ONE_PYTHON)

@@ -480,8 +480,18 @@ async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
-    # Not aclose_forcefully: anyio's aclose() doesn't wait, and a cancel scope's
-    # cancel() is costly (a repr of the task).
+    # asyncio's transport or uvloop's (which doesn't derive from asyncio's classes).
+    abort = getattr(getattr(stream, "_transport", None), "abort", None)
+    if callable(abort):
+        # Close the old descriptor only. Not stream.aclose(): anyio before 4.16
+        # half-closes the connection there (write_eof(): shutdown(SHUT_WR) acts on
+        # the connection, not on one descriptor), and the server then reads the
+        # end of the stream before the opening handshake. abort() is what anyio
+        # 4.16's aclose() does; the stream then counts as closed. anyio doesn't
+        # expose its transport, hence ``_transport``, there in every anyio 4.
+        abort()
+        return new
+    # Not reached with anyio 4 (asyncio's stream has a transport).
     try:
         await stream.aclose()
     except BaseException:

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable
 
 from ._connection import Connection, DataLike, is_fragmenting, send_broadcast
+from ._data import data_type_error
 from .exceptions import ConcurrencyError
 from .sansio import Frame, Opcode, Side, State
 from .sansio._surface import serialize_frame
@@ -104,7 +105,8 @@ def broadcast(
             of your largest messages.
 
     Raises:
-        TypeError: ``message`` is neither a `str` nor bytes-like.
+        TypeError: ``message`` is neither a `str` nor bytes-like (a `dict`:
+            "data is a dict-like object").
         ExceptionGroup: With ``raise_exceptions``, the `ConcurrencyError` of each
             connection skipped because of a fragmented message, and a
             `RuntimeError` ("failed to write message", with the error as
@@ -117,7 +119,7 @@ def broadcast(
         payload = bytes(message)
         is_text = text is True
     else:
-        raise TypeError("data must be str or bytes")
+        raise data_type_error(message, "str or bytes-like", caller="broadcast()")
     opcode = Opcode.TEXT if is_text else Opcode.BINARY
     shared: bytes | None = None
     exceptions: list[Exception] = []

@@ -20,6 +20,7 @@ from ._connection import (
     transport_error,
     write_handshake,
 )
+from ._idna import idna_encode
 from ._options import ConnectionOptions
 from ._proxy import open_tcp_stream, parse_proxy
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
@@ -69,7 +70,9 @@ class connect:  # a context manager used like a function, as in websockets
     only. ``connection.protocol.uri`` is the URI finally connected to.
 
     To reconnect automatically, use `reconnect`: ``async for websocket in
-    connect(uri)``, websockets' spelling, raises `TypeError`.
+    connect(uri)``, websockets' spelling, raises `TypeError`. So does
+    ``websocket = await connect(uri)``: the ``async with`` block owns the
+    connection's tasks.
 
     Args:
         uri: A ``ws://`` or ``wss://`` URI; ``ws://user:pass@host/`` sends HTTP
@@ -127,8 +130,12 @@ class connect:  # a context manager used like a function, as in websockets
         InvalidURI: ``uri`` isn't a valid WebSocket URI.
         InvalidProxy: ``proxy`` isn't a valid proxy URL.
         ImportError: A SOCKS proxy is to be used and python-socks isn't installed.
-        OSError: The TCP connection (to the server or the proxy) failed;
-            `ssl.SSLError` for TLS.
+        OSError: The TCP connection (to the server or the proxy) failed: the
+            socket's error when every address of the host failed the same way
+            (`ConnectionRefusedError`, with its ``errno``, when all refused), as
+            in websockets; else an `OSError` whose message lists each failure,
+            with the first as ``__cause__``. ``socket.gaierror`` when the host
+            name can't be resolved; `ssl.SSLError` for TLS.
         ProxyError: The proxy didn't open the tunnel: `InvalidProxyStatus` when an
             HTTP proxy refused it, `InvalidProxyMessage` for a malformed answer.
         TimeoutError: ``open_timeout`` passed: "timed out during opening handshake".
@@ -171,7 +178,7 @@ class connect:  # a context manager used like a function, as in websockets
     ) -> None:
         if stream is not None and sock is not None:
             raise ValueError("connect() can't take both stream and sock")
-        self.uri = parse_uri(uri)
+        self.uri = parse_uri(uri, encode_host=idna_encode)
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() received an ssl argument for a ws:// URI")
         self.origin = origin
@@ -336,6 +343,18 @@ class connect:  # a context manager used like a function, as in websockets
         assert running is not None, "connect() exited without being entered"
         self._running = None
         await running.__aexit__(exc_type, exc, traceback)
+
+    def __await__(self) -> NoReturn:
+        # ``websocket = await connect(uri)`` works in websockets, where the loop owns
+        # the connection's tasks; here the ``async with`` block owns them, and closes
+        # them when it ends. Say so, rather than Python's "can't be used in 'await'".
+        name = type(self).__name__
+        target = "path" if name == "unix_connect" else "uri"
+        raise TypeError(
+            f"{name}() can't be awaited: enter it with async with, whose block owns the "
+            "connection's background tasks and closes them when it ends: "
+            f"async with anyws.{name}({target}) as websocket: ..."
+        )
 
     def __aiter__(self) -> NoReturn:
         # websockets reconnects with ``async for websocket in connect(uri)``; that

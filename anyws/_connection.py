@@ -36,14 +36,18 @@ A connection whose reader ended is CLOSED.
 
 Background tasks never raise into the task group, so no `ExceptionGroup` reaches
 a user: a transport error is recorded by the engine and becomes the
-``__cause__`` of the `ConnectionClosed` that `recv` and `send` raise.
+``__cause__`` of the `ConnectionClosed` that `recv` and `send` raise. Only
+`KeyboardInterrupt` and `SystemExit` (and cancellation) go through, and
+`exit_task_group` takes them out of the group that the task group wraps them in.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -52,6 +56,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import _handshake_io
+from ._data import data_type_error
 from ._engine import READ_SIZE, TRANSPORT_ERRORS, make_engine
 from ._keepalive import Pings, PongWaiter
 from ._logging import ConnectionLogger
@@ -66,6 +71,9 @@ from .sansio.extensions import PerMessageDeflate
 if TYPE_CHECKING:
     from .sansio import Request, Response
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
+
 
 __all__ = [
     "READ_SIZE",
@@ -75,6 +83,7 @@ __all__ = [
     "DataLike",
     "Running",
     "closed_exc",
+    "exit_task_group",
     "is_closed",
     "is_fragmenting",
     "queued_messages",
@@ -191,7 +200,10 @@ class Connection(TaskOwner, ObjectStreamFace):
         inbox.new_event = engine.new_event
         self._pings = Pings(
             self,
-            engine.clock,
+            # Round trips are timed with perf_counter, not the engine's (the loop's)
+            # clock: uvloop's ticks in milliseconds, and a loopback round trip would
+            # read 0.0, which means "no pong yet" in `latency`.
+            perf_counter,
             engine.timer,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -332,8 +344,9 @@ class Connection(TaskOwner, ObjectStreamFace):
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
-            TypeError: The message, or a fragment, has an unsupported type, or
-                fragments mix text and bytes.
+            TypeError: The message, or a fragment, has an unsupported type (a
+                `dict`: "data is a dict-like object"), or fragments mix text and
+                bytes.
 
         Cancellation: the frame is queued whole before `send` waits, so a
         cancelled `send` never corrupts the stream; the message may still be
@@ -360,14 +373,17 @@ class Connection(TaskOwner, ObjectStreamFace):
                 self._send_frame(message, text, fin=True, first=True, compress=compress)
                 await self._wait_drained()
             return
-        if isinstance(message, Iterable):
+        if isinstance(message, Iterable) and not isinstance(message, Mapping):
             iterator: Any = iter(message)
             aiter_ = None
         elif isinstance(message, AsyncIterable):
             aiter_ = aiter(message)
             iterator = None
         else:
-            raise TypeError(f"message has unsupported type {type(message).__name__}")
+            # A dict is iterable, but its keys aren't what was meant (json.dumps was).
+            raise data_type_error(
+                message, "str, bytes-like, or an iterable or async iterable of them"
+            )
         async with self._get_send_lock():
             await self._send_fragments(iterator, aiter_, text, compress)
 
@@ -554,7 +570,8 @@ class Connection(TaskOwner, ObjectStreamFace):
             is_text = text is True
             payload = data
         else:
-            raise TypeError(f"message has unsupported type {type(data).__name__}")
+            # Only fragments get here: send() checked a whole message's type.
+            raise TypeError(f"fragments must be str or bytes-like, not {type(data).__name__}")
         if not first:
             protocol.send_continuation(payload, fin)
         else:
@@ -756,7 +773,7 @@ class Running:
             raise
         finally:
             connection._stop()
-            await task_group.__aexit__(None, None, None)
+            await exit_task_group(task_group)
         task_exc = task_exception(connection)
         if task_exc is not None:
             if exc is None or isinstance(exc, ConnectionClosed):
@@ -764,6 +781,36 @@ class Running:
                 # task's exception says why.
                 raise task_exc
             connection.logger.error("connection task failed", exc_info=task_exc)
+
+
+async def exit_task_group(task_group: anyio.abc.TaskGroup) -> None:
+    """Exit ``task_group``, entered by hand, whose tasks raise no `Exception`.
+
+    A `KeyboardInterrupt` or `SystemExit` raised in one of its tasks (the reader,
+    say, when Ctrl-C lands there) comes out alone, not in the `BaseExceptionGroup`
+    that the task group wraps it in: no exception group reaches a user.
+    """
+    try:
+        await task_group.__aexit__(None, None, None)
+    except BaseException as exc:
+        interrupt = _interrupt_in(exc)
+        if interrupt is None or interrupt is exc:
+            raise
+    else:
+        return
+    raise interrupt  # here, not in the except block: the group isn't its __context__
+
+
+def _interrupt_in(exc: BaseException) -> BaseException | None:
+    """The first `KeyboardInterrupt` or `SystemExit` in ``exc``, nested groups included."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _interrupt_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 # The connection's internal surface: what the rest of anyws (client, server,

@@ -526,11 +526,15 @@ class TaskEngine:
             # anyio's TLS stream, once the peer ended the TLS session (close_notify):
             # nothing more can be written. The reader sees the end of the stream.
             self.abort_soon()
-        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
+        except Exception as exc:  # pragma: no cover - a bug; never raise into the group
             self._link.logger.error("unexpected error in writer task", exc_info=exc)
             self.abort_soon()
+        except BaseException as exc:
+            # Cancellation goes through; so do KeyboardInterrupt and SystemExit, which
+            # are the user's (exit_task_group takes them out of the exception group).
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                self.abort_soon()
+            raise
         finally:
             self._writer_state = 2
             if self._writer_done is not None:
@@ -584,12 +588,14 @@ class TaskEngine:
                 and self._link.debug
             ):
                 self._link.logger.debug("! timed out waiting for TCP close")
-        except anyio.get_cancelled_exc_class():
-            cancelled = True
-            raise
-        except BaseException as exc:  # pragma: no cover - a bug; never raise into the group
+        except Exception as exc:  # pragma: no cover - a bug; never raise into the group
             self._link.logger.error("unexpected error in reader task", exc_info=exc)
             cancelled = True
+        except BaseException:
+            # Cancellation, and KeyboardInterrupt or SystemExit, which are the user's
+            # (exit_task_group takes them out of the task group's exception group).
+            cancelled = True
+            raise
         finally:
             self._reading_ends()
             with anyio.CancelScope(shield=True):

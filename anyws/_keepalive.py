@@ -81,7 +81,8 @@ class Pings:
         link: The connection: its ``_send_keepalive_ping(payload)`` sends a ping
             (queues it whole, never waits), its ``_keepalive_timed_out()`` fails
             it after a keepalive timeout.
-        clock: The engine's clock.
+        clock: Times round trips: `time.perf_counter` (a loop's clock may tick in
+            milliseconds, as uvloop's does).
         timer: The engine's timer, for the keepalive.
         ping_interval: Seconds between keepalive pings; ``None``: no keepalive.
         ping_timeout: Seconds to wait for a keepalive pong; ``None``: forever.

@@ -39,6 +39,8 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._asyncio import adopt
+from ._idna import idna_encode
+from ._tcp import connect_error, connect_tcp
 from ._tls import start_tls
 from .exceptions import (
     InvalidHandshake,
@@ -122,7 +124,7 @@ def parse_proxy(proxy: str) -> Proxy:
         raise InvalidProxy(proxy, "fragment is meaningless")
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
+            host = idna_encode(host)  # IDNA 2008, as for the server's host
         except UnicodeError:
             raise InvalidProxy(proxy, "invalid internationalized hostname") from None
     username, password = parsed.username, parsed.password
@@ -200,7 +202,7 @@ async def open_tcp_stream(
         proxy = get_proxy(uri)
     if proxy is None:
         # On asyncio, anyws' own transport (see _asyncio.py): nothing was read yet.
-        return await adopt(await anyio.connect_tcp(uri.host, uri.port))
+        return await adopt(await connect_tcp(uri.host, uri.port))
     parsed = parse_proxy(proxy)
     if parsed.scheme != "https" and proxy_ssl is not None:
         article = "an" if parsed.scheme == "http" else "a"
@@ -266,7 +268,7 @@ async def connect_http_proxy(
 
     Cancellation closes the connection to the proxy.
     """
-    stream: anyio.abc.ByteStream = await anyio.connect_tcp(proxy.host, proxy.port)
+    stream: anyio.abc.ByteStream = await connect_tcp(proxy.host, proxy.port)
     if proxy.scheme == "https":
         stream = await start_tls(stream, hostname=server_hostname or proxy.host, ssl_context=ssl)
     try:
@@ -371,12 +373,14 @@ async def connect_socks_proxy(proxy: Proxy, uri: WebSocketURI) -> anyio.abc.Byte
         # open_timeout bounds the whole connection; no second timeout here.
         return await socks_proxy.connect(uri.host, uri.port, timeout=math.inf)
     except python_socks.ProxyConnectionError as exc:
-        # Reaching the proxy failed: raise what anyio.connect_tcp raised, as for a
-        # direct connection, rather than python-socks' wrapper of it.
+        # Reaching the proxy failed: raise what connect_tcp raises for a direct
+        # connection, rather than python-socks' wrapper of anyio's wrapper.
         cause = exc.__cause__
-        if isinstance(cause, OSError):
-            raise cause from cause.__cause__
-        raise
+        if not isinstance(cause, OSError):
+            raise
+        error = connect_error(cause)
     except (python_socks.ProxyError, anyio.BrokenResourceError) as exc:
         # The proxy refused (or broke) the connection; python-socks says why.
         raise ProxyError("failed to connect to SOCKS proxy") from exc
+    # Raised here, not in the except block: the wrappers aren't its __context__.
+    raise error

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
+from ._idna import idna_encode
 from .exceptions import InvalidStatus, InvalidURI, SecurityError
 from .sansio import Headers, WebSocketURI, parse_uri
 
@@ -78,7 +79,7 @@ def redirect_target(uri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI | Non
     # legitimate in a Location (RFC 9110, section 10.2.2): drop it.
     location = urllib.parse.urldefrag(location).url
     try:
-        target = parse_uri(location)
+        target = parse_uri(location, encode_host=idna_encode)
     except InvalidURI as uri_exc:
         raise uri_exc from exc
     if uri.secure and not target.secure:

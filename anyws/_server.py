@@ -22,6 +22,7 @@ from ._connection import (
     TRANSPORT_ERRORS,
     Connection,
     Running,
+    exit_task_group,
     receive_handshake,
     transport_error,
     write_handshake,
@@ -339,7 +340,7 @@ class Server:
             await self._stop_listening()
             self._cancel_handlers()
             self._closed.set()
-            await task_group.__aexit__(None, None, None)
+            await exit_task_group(task_group)
 
     async def _accept_all(self) -> None:
         """Accept on every listener, until the server closes: one accept loop each."""
@@ -448,10 +449,14 @@ class serve:  # a context manager used like a function, as in websockets
         origins: Acceptable ``Origin`` values (``None`` in the list allows
             requests without one); other origins get 403.
         extensions: Extension factories, in order of preference.
-        subprotocols: Subprotocols, in order of preference.
+        subprotocols: Subprotocols, in order of preference. As in websockets, a
+            server that names some requires one: a client that offers none of
+            them is rejected with 400 ("missing subprotocol", or "invalid
+            subprotocol; expected one of ...").
         select_subprotocol: Chooses among the client's subprotocols instead:
             called with the connection and the offers (as in websockets),
-            returns one of them or ``None``.
+            returns one of them, or ``None`` to go on without a subprotocol;
+            raising `NegotiationError` rejects the client with 400.
         compression: ``"deflate"`` (the default) accepts permessage-deflate
             (RFC 7692) with settings that favour memory (12-bit windows, memLevel
             5: about 49 KiB per connection) unless ``extensions`` configures it

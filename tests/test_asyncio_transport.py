@@ -263,3 +263,40 @@ async def test_send_waits_for_a_slow_reader_again_after_a_timeout() -> None:
             reading.set()
             await ws.wait_closed()
     assert received == [big, big, big]
+
+
+async def test_adopt_keeps_the_connection_open_both_ways() -> None:
+    """adopt() closes anyio's descriptor only: the peer sees no end of stream (anyio < 4.16's
+    aclose() half-closed the connection, and every handshake on asyncio failed)."""
+    stream, peer = await stream_pair()
+    peer.settimeout(TIMEOUT)  # bounds the blocking reads below, made in a worker thread
+    try:
+        with anyio.fail_after(TIMEOUT):
+            await stream.send(b"request")
+            received = b""
+            while len(received) < len(b"request"):
+                chunk = await anyio.to_thread.run_sync(peer.recv, 100)
+                assert chunk, f"the peer read the end of the stream after {received!r}"
+                received += chunk
+            assert received == b"request"
+            peer.sendall(b"response")
+            received = b""
+            while len(received) < len(b"response"):
+                received += await stream.receive()
+            assert received == b"response"
+    finally:
+        peer.close()
+        await stream.aclose()
+
+
+async def test_ping_latency_is_never_rounded_to_zero() -> None:
+    """Round trips over loopback TCP measure more than 0.0 on every backend: uvloop's clock
+    ticks in milliseconds, so latency was timed with it as 0.0 ("no pong yet")."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(echo, "127.0.0.1", 0) as server,
+            connect(f"ws://127.0.0.1:{server.port}") as ws,
+        ):
+            latencies = [await (await ws.ping()) for _ in range(5)]
+            assert all(0 < latency < 1 for latency in latencies), latencies
+            assert ws.latency == latencies[-1]

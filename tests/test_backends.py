@@ -25,8 +25,13 @@ def _running_library() -> str:
     else:
         return "asyncio"
     trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
-        return "trio"
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()  # not in_trio_run(): trio 0.26 hasn't it
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
     return "unknown"
 
 

@@ -200,8 +200,19 @@ async def test_client_connections_mask_each_frame() -> None:
 
 
 def test_unsupported_message_type() -> None:
-    with pytest.raises(TypeError, match=r"^data must be str or bytes$"):
+    with pytest.raises(TypeError) as exc_info:
         broadcast([], 42)  # type: ignore[arg-type]
+    assert str(exc_info.value) == "data must be str or bytes-like, not int"
+
+
+def test_mapping_is_a_type_error() -> None:
+    """A dict gets websockets' words, and what to do instead."""
+    with pytest.raises(TypeError) as exc_info:
+        broadcast([], {"type": "join"})  # type: ignore[arg-type]
+    assert str(exc_info.value) == (
+        "data is a dict-like object (dict): broadcast() takes str or bytes-like; "
+        "to send JSON, pass json.dumps(data)"
+    )
 
 
 async def test_skips_connections_not_open(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ events, never with sleeps.
 from __future__ import annotations
 
 import base64
+import errno
 import functools
 import logging
 import socket
@@ -40,6 +41,10 @@ from anyws import (
 )
 from anyws.sansio._handshake import accept_key
 from tests.conftest import MS
+
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 
 #: Bound on each test body, in seconds: a hang fails the test instead of the run.
@@ -537,11 +542,22 @@ async def test_subprotocol_negotiation() -> None:
             # The server's preference wins.
             async with connect(uri(server), subprotocols=["superchat", "chat"]) as ws:
                 assert ws.subprotocol == "chat"
-            async with connect(uri(server), subprotocols=["other"]) as ws:
-                assert ws.subprotocol is None
-            async with connect(uri(server)) as ws:
-                assert ws.subprotocol is None
-    assert selected == ["chat", None, None]
+            # A server that names subprotocols requires one, as websockets does.
+            with pytest.raises(InvalidStatus) as excinfo:
+                async with connect(uri(server), subprotocols=["other"]):
+                    pytest.fail("connected")
+            assert excinfo.value.response.status_code == 400
+            assert excinfo.value.response.body == (
+                b"Failed to open a WebSocket connection: "
+                b"invalid subprotocol; expected one of chat, superchat.\n"
+            )
+            with pytest.raises(InvalidStatus) as excinfo:
+                async with connect(uri(server)):
+                    pytest.fail("connected")
+            assert excinfo.value.response.body == (
+                b"Failed to open a WebSocket connection: missing subprotocol.\n"
+            )
+    assert selected == ["chat"]
 
 
 async def test_select_subprotocol() -> None:
@@ -677,10 +693,61 @@ async def test_connection_refused() -> None:
         with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as excinfo:
             async with connect(f"ws://127.0.0.1:{port}/"):
                 pytest.fail("connected")
-    # anyio's connect_tcp tries every address, then raises a plain OSError.
+    # The socket's error, as websockets raises it (not anyio's "All connection attempts
+    # failed" over it), so that ``except ConnectionRefusedError:`` matches.
+    assert type(excinfo.value) is ConnectionRefusedError
+    assert excinfo.value.errno == errno.ECONNREFUSED
+    assert str(excinfo.value).startswith(f"[Errno {errno.ECONNREFUSED}] ")
+
+
+async def test_international_domain_name_is_idna_2008(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws://faß.de/ goes to xn--fa-hia.de, as in browsers and anyio; IDNA 2003 said fass.de."""
+    hosts: list[str] = []
+    connect_tcp = anyio.connect_tcp
+
+    async def connect_here(host: str, port: int) -> anyio.abc.SocketStream:
+        hosts.append(host)  # and connect to the test's server instead
+        return await connect_tcp("127.0.0.1", server_port)
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        requests.append(await read_request(stream))
+        await stream.send(switching_protocols(requests[-1]))
+        await stream.receive()  # until the client closes
+
+    requests: list[bytes] = []
+    monkeypatch.setattr(anyio, "connect_tcp", connect_here)
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            raw_server(handle) as server_port,
+            connect("ws://Fa\u00df.de:8080/", compression=None) as ws,
+        ):
+            assert ws.request is not None
+            assert ws.request.headers["Host"] == "xn--fa-hia.de:8080"
+    assert hosts == ["xn--fa-hia.de"]
+    assert b"\r\nHost: xn--fa-hia.de:8080\r\n" in requests[0]
+
+
+async def test_connection_failures_that_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses that failed in different ways: an OSError that names each failure."""
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('::1', 80)")
+    unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:
+        # What anyio.connect_tcp raises when every address of the host failed.
+        group = ExceptionGroup("multiple connection attempts failed", [refused, unreachable])
+        raise OSError("All connection attempts failed") from group
+
+    monkeypatch.setattr(anyio, "connect_tcp", connect_tcp)
+    with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as excinfo:
+        async with connect("ws://example.invalid/"):
+            pytest.fail("connected")
     assert type(excinfo.value) is OSError
-    assert str(excinfo.value) == "All connection attempts failed"
-    assert isinstance(excinfo.value.__cause__, ConnectionRefusedError)
+    assert excinfo.value.errno is None
+    assert str(excinfo.value) == (
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 80), "
+        "[Errno 101] Network is unreachable"
+    )
+    assert excinfo.value.__cause__ is refused
 
 
 async def test_open_timeout() -> None:

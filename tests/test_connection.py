@@ -20,12 +20,14 @@ A test that reveals a bug of the library is marked
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
+import types
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -221,7 +223,29 @@ async def test_send_unsupported_type() -> None:
     async with pair() as (client, server):
         with pytest.raises(TypeError) as exc_info:
             await client.send(42)
-        assert str(exc_info.value) == "message has unsupported type int"
+        assert str(exc_info.value) == (
+            "data must be str, bytes-like, or an iterable or async iterable of them, not int"
+        )
+        assert client.state is State.OPEN
+        await client.send("still open")
+        assert await server.recv() == "still open"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"type": "join"}, types.MappingProxyType({"type": "join"}), collections.Counter("ab")],
+    ids=["dict", "mappingproxy", "Counter"],
+)
+async def test_send_mapping_is_a_type_error(message: Mapping[str, object]) -> None:
+    """A dict isn't sent as its keys (fragments "type"): json.dumps was forgotten."""
+    async with pair() as (client, server):
+        with pytest.raises(TypeError) as exc_info:
+            await client.send(message)  # type: ignore[arg-type]
+        assert str(exc_info.value) == (
+            f"data is a dict-like object ({type(message).__name__}): send() takes str, "
+            "bytes-like, or an iterable or async iterable of them; "
+            "to send JSON, pass json.dumps(data)"
+        )
         assert client.state is State.OPEN
         await client.send("still open")
         assert await server.recv() == "still open"
@@ -306,7 +330,7 @@ async def test_send_iterable_of_unsupported_type_sends_nothing() -> None:
     async with pair() as (client, server):
         with pytest.raises(TypeError) as exc_info:
             await client.send([42])
-        assert str(exc_info.value) == "message has unsupported type int"
+        assert str(exc_info.value) == "fragments must be str or bytes-like, not int"
         assert client.state is State.OPEN
         await client.send("still open")
         assert await server.recv() == "still open"
@@ -541,7 +565,9 @@ async def test_latency_is_updated_by_keepalive_pongs(mock_clock: Any) -> None:
         assert client.latency == 0
         server_stream.paused = False  # the pong arrives at t=12
         await settle()
-        assert client.latency == pytest.approx(2)
+        # Timed with time.perf_counter, not the (virtual) clock of the run: the
+        # 2 s the pong was held back here are virtual, and don't count.
+        assert 0 < client.latency < 1
         assert client.state is State.OPEN
 
 
@@ -865,8 +891,9 @@ async def timeout_ping(seconds: float) -> None:
             await waiter
         server_stream.swallow = False
         latency = await (await client.ping(b"answered"))
-        # The cancelled ping stayed registered: the later pong answers it too.
-        assert await waiter >= seconds * 0.9
+        # The cancelled ping stayed registered: the later pong answers it too. Its
+        # round trip (on the wall clock: virtual seconds don't count) is the longer.
+        assert await waiter > latency
         assert client.latency == latency
         await _assert_usable(client, server)
 

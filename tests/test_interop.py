@@ -85,9 +85,9 @@ def flavour(request: pytest.FixtureRequest, anyio_backend_name: str) -> str:
 def coarse_loop_clock() -> bool:
     """Whether the running loop's clock ticks in whole milliseconds: uvloop's does.
 
-    anyws times pings with `anyio.current_time` (the loop's clock on asyncio), and
-    websockets.asyncio with ``loop.time()``: under uvloop, a round trip on localhost
-    often measures 0.0. websockets.sync uses `time.monotonic`.
+    websockets.asyncio times pings with ``loop.time()``: under uvloop, a round trip on
+    localhost often measures 0.0. websockets.sync uses `time.monotonic`, anyws
+    `time.perf_counter`.
     """
     try:
         loop = asyncio.get_running_loop()
@@ -496,10 +496,11 @@ async def test_client_ping(flavour: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with websockets_server(flavour) as peer, anyws.connect(peer.uri) as ws:
             # The pong came back, or this would time out.
+            # anyws times round trips with time.perf_counter: never 0.0, uvloop or not.
             latency = await (await ws.ping())
-            assert_latency(latency, coarse_clock=coarse_loop_clock())
-            assert_latency(await (await ws.ping(b"custom")), coarse_clock=coarse_loop_clock())
-            assert_latency(await (await ws.ping("text")), coarse_clock=coarse_loop_clock())
+            assert_latency(latency, coarse_clock=False)
+            assert_latency(await (await ws.ping(b"custom")), coarse_clock=False)
+            assert_latency(await (await ws.ping("text")), coarse_clock=False)
             await ws.send("still open")
             assert await ws.recv() == "still open"
 
@@ -604,7 +605,7 @@ async def test_client_keepalive(flavour: str) -> None:
         ):
             await anyio.sleep(600 * MS)  # about five keepalive pings
             assert ws.state is anyws.State.OPEN
-            assert_latency(ws.latency, coarse_clock=coarse_loop_clock())
+            assert_latency(ws.latency, coarse_clock=False)  # time.perf_counter, as above
             await ws.send("still open")
             assert await ws.recv() == "still open"
             assert ws.state is anyws.State.OPEN
@@ -685,6 +686,56 @@ async def test_server_fragmented_message(flavour: str) -> None:
             await client.send(["x", "y", "z", "✓"])
             assert await client.recv() == "xyz✓"
             assert await client.recv() == "5 fragments"
+
+
+@pytest.mark.parametrize("offered", [["other"], None], ids=["other", "none"])
+async def test_client_subprotocol_mismatch(flavour: str, offered: list[str] | None) -> None:
+    """A websockets server naming subprotocols rejects anyws offering none of them: 400."""
+    with anyio.fail_after(TIMEOUT):
+        async with websockets_server(flavour, subprotocols=["chat.v2", "chat.v1"]) as peer:
+            with pytest.raises(anyws.InvalidStatus) as info:
+                async with anyws.connect(peer.uri, subprotocols=offered):
+                    pytest.fail("the handshake should have failed")  # pragma: no cover
+    why = "missing subprotocol" if offered is None else SUBPROTOCOL_EXPECTED
+    assert info.value.response.status_code == 400
+    assert info.value.response.body == f"Failed to open a WebSocket connection: {why}.\n".encode()
+    assert peer.seen == []
+
+
+#: Why websockets and anyws reject a client that offers subprotocols, but none of theirs.
+SUBPROTOCOL_EXPECTED = "invalid subprotocol; expected one of chat.v2, chat.v1"
+
+
+@pytest.mark.parametrize("offered", [["other"], None], ids=["other", "none"])
+async def test_server_subprotocol_mismatch(flavour: str, offered: list[str] | None) -> None:
+    """anyws naming subprotocols rejects a websockets client offering none of them, as
+    websockets does: 400, with websockets' words."""
+    with anyio.fail_after(TIMEOUT):
+        async with anyws_server(subprotocols=["chat.v2", "chat.v1"]) as peer:
+            with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+                async with websockets_client(flavour, peer.uri, subprotocols=offered):
+                    pytest.fail("the handshake should have failed")  # pragma: no cover
+    why = "missing subprotocol" if offered is None else SUBPROTOCOL_EXPECTED
+    assert info.value.response.status_code == 400
+    assert info.value.response.body == f"Failed to open a WebSocket connection: {why}.\n".encode()
+    assert peer.seen == []
+
+
+async def test_server_select_subprotocol_allows_none(flavour: str) -> None:
+    """select_subprotocol may go on without a subprotocol, as in websockets."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            anyws_server(
+                subprotocols=["chat.v2"],
+                select_subprotocol=lambda connection, offered: (
+                    "chat.v2" if "chat.v2" in offered else None
+                ),
+            ) as peer,
+            websockets_client(flavour, peer.uri) as client,
+        ):
+            assert client.ws.subprotocol is None
+            await client.send("hello")
+            assert await client.recv() == "hello"
 
 
 async def test_server_subprotocol(flavour: str) -> None:

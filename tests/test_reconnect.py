@@ -145,7 +145,7 @@ async def test_retry_on_connection_refused() -> None:
     with socket.socket() as sock, anyio.fail_after(TIMEOUT):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        with pytest.raises(OSError, match="All connection attempts failed"):
+        with pytest.raises(ConnectionRefusedError):
             await never_connects(
                 reconnect(f"ws://127.0.0.1:{port}/", process_exception=give_up_after_three, **FAST)
             )
@@ -346,6 +346,20 @@ async def test_async_for_over_connect() -> None:
 
     with pytest.raises(TypeError, match=r"use anyws\.reconnect\(\)"):
         await iterate()
+
+
+async def test_await_connect_says_to_use_async_with() -> None:
+    """``await connect(uri)``, websockets' spelling, says why and what to write instead."""
+    with pytest.raises(TypeError) as excinfo:
+        await connect("ws://localhost/")  # type: ignore[misc]
+    assert str(excinfo.value) == (
+        "connect() can't be awaited: enter it with async with, whose block owns the "
+        "connection's background tasks and closes them when it ends: "
+        "async with anyws.connect(uri) as websocket: ..."
+    )
+    with pytest.raises(TypeError) as excinfo:
+        await anyws.unix_connect("/nowhere")  # type: ignore[misc]
+    assert str(excinfo.value).endswith("async with anyws.unix_connect(path) as websocket: ...")
 
 
 def test_reconnect_arguments() -> None:

@@ -419,6 +419,8 @@ def redirect(status: int, *locations: str) -> InvalidStatus:
         ("ws://h/a", " /spaced ", "ws://h/spaced"),
         ("ws://h/a", "/b?q#fragment", "ws://h/b?q"),
         ("ws://h/a", "ws://h\u00e9.example/", "ws://xn--h-bga.example/"),
+        # IDNA 2008, as for connect()'s URI (IDNA 2003 said fass.de).
+        ("ws://h/a", "ws://fa\u00df.de/", "ws://xn--fa-hia.de/"),
     ],
 )
 def test_redirect_target_resolution(base: str, location: str, expected: str) -> None:

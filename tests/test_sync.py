@@ -507,6 +507,27 @@ def test_generator_error_after_first_fragment_fails_1011(backend: dict[str, Any]
         )
 
 
+def test_send_mapping_or_other_type_is_a_type_error(backend: dict[str, Any]) -> None:
+    """A dict isn't iterated (its keys sent as fragments): json.dumps was forgotten."""
+    with (
+        serve(echo, "127.0.0.1", 0, **backend) as server,
+        connect(uri(server), **backend) as ws,
+    ):
+        with pytest.raises(TypeError) as excinfo:
+            ws.send({"type": "join"})  # type: ignore[arg-type]
+        assert str(excinfo.value) == (
+            "data is a dict-like object (dict): send() takes str, bytes-like, or an "
+            "iterable of them; to send JSON, pass json.dumps(data)"
+        )
+        with pytest.raises(TypeError) as excinfo:
+            ws.send(42)  # type: ignore[arg-type]
+        assert str(excinfo.value) == (
+            "data must be str, bytes-like, or an iterable of them, not int"
+        )
+        ws.send("still open")
+        assert ws.recv(TIMEOUT) == "still open"
+
+
 def test_close_wakes_recv_in_another_thread(backend: dict[str, Any]) -> None:
     with serve(echo, "127.0.0.1", 0, **backend) as server:
         ws = connect(uri(server), **backend)

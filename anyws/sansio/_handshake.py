@@ -367,16 +367,21 @@ def negotiate_subprotocol(
 ) -> str | None:
     """Pick the subprotocol, if any.
 
-    By default, like websockets, return the first of ``available`` (the server's
-    preference order) that the client offered, or ``None`` if there's none.
+    By default, as websockets does: with no ``available`` subprotocols, ``None``,
+    whatever the client offered; else the first of ``available`` (the server's
+    preference order) that the client offered. A server that names subprotocols
+    requires one: a client offering none of them is rejected (400).
 
     With ``select``, call it with the client's offers (possibly none) instead, and
-    ignore ``available``. It may raise `NegotiationError` to reject the handshake.
+    ignore ``available``: it may return ``None`` to go on without a subprotocol,
+    or raise `NegotiationError` to reject the handshake.
 
     Raises:
         InvalidHeaderFormat: ``Sec-WebSocket-Protocol`` can't be parsed.
-        NegotiationError: ``select`` returned a subprotocol that the client didn't
-            offer.
+        NegotiationError: The client offered no subprotocol ("missing
+            subprotocol") or none of ``available`` ("invalid subprotocol;
+            expected one of ..."); or ``select`` returned a subprotocol that the
+            client didn't offer.
     """
     values = request.headers.get_all("Sec-WebSocket-Protocol")
     offered = [item for value in values for item in parse_subprotocol(value)]
@@ -385,10 +390,14 @@ def negotiate_subprotocol(
         if subprotocol is not None and subprotocol not in offered:
             raise NegotiationError(f"selected subprotocol wasn't offered: {subprotocol}")
         return subprotocol
-    for subprotocol in available or ():
+    if not available:
+        return None
+    if not offered:
+        raise NegotiationError("missing subprotocol")
+    for subprotocol in available:
         if subprotocol in offered:
             return subprotocol
-    return None
+    raise NegotiationError("invalid subprotocol; expected one of " + ", ".join(available))
 
 
 def build_accept_response(

@@ -47,10 +47,12 @@ class ServerProtocol(Protocol):
         origins: Acceptable ``Origin`` values; ``None`` in the list accepts a
             request without one. ``None`` (the default) accepts any origin.
         extensions: Extensions to accept, in order of preference.
-        subprotocols: Subprotocols to accept, in order of preference.
+        subprotocols: Subprotocols to accept, in order of preference; when
+            given, the client must offer one of them, or gets 400 (as in
+            websockets).
         select_subprotocol: Overrides the choice of subprotocol: called with this
             protocol and the client's offers (as in websockets), returns one of
-            them or ``None``.
+            them, or ``None`` to go on without a subprotocol.
         state: `State.CONNECTING` (the default) runs the handshake.
         max_size: As for `Protocol`.
         logger: As for `Protocol`.

@@ -4,9 +4,9 @@ Strategy: split the URI by hand along RFC 3986, section 3, rather than with
 `urllib.parse`, which silently drops tabs and newlines, strips leading control
 characters and parses ports differently from one Python version to the next.
 What comes out is safe to put on the wire: the host is a valid reg-name (IDNA-
-encoded if it was Unicode) or an IPv6 address, and the path and query are
-visible US-ASCII, characters that may not appear in a request target being
-percent-encoded as browsers do.
+encoded if it was Unicode, by the encoder the caller passes: see `parse_uri`) or an
+IPv6 address, and the path and query are visible US-ASCII, characters that may not
+appear in a request target being percent-encoded as browsers do.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dataclasses
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Callable
 
 from ..exceptions import InvalidURI
 
@@ -73,8 +74,17 @@ class WebSocketURI:
         return self.username, self.password or ""
 
 
-def parse_uri(uri: str) -> WebSocketURI:
+def parse_uri(uri: str, *, encode_host: Callable[[str], str] | None = None) -> WebSocketURI:
     """Parse and validate a WebSocket URI.
+
+    Args:
+        uri: The URI; its host may be Unicode (an IRI).
+        encode_host: Converts a non-ASCII host name to ASCII, raising
+            `UnicodeError` when it can't. By default, the standard library's
+            ``"idna"`` codec, which is IDNA 2003: ``faß.de`` becomes ``fass.de``.
+            anyws' client passes IDNA 2008 with UTS #46 (the ``idna`` package's
+            ``idna.encode(host, uts46=True)``, as browsers and anyio do), which
+            keeps ``xn--fa-hia.de``; this core uses the standard library only.
 
     Raises:
         InvalidURI: ``uri`` isn't a valid ``ws://`` or ``wss://`` URI.
@@ -127,7 +137,7 @@ def parse_uri(uri: str) -> WebSocketURI:
         host, _, port_text = host_port.partition(":")
         if not host:
             raise InvalidURI(uri, "hostname isn't provided")
-        host = _parse_reg_name(uri, host)
+        host = _parse_reg_name(uri, host, encode_host or _idna_2003)
 
     # RFC 3986, section 3.2.3: an empty port is the default one.
     if not port_text:
@@ -146,11 +156,15 @@ def parse_uri(uri: str) -> WebSocketURI:
     return WebSocketURI(secure, host, port, path, query, username, password)
 
 
-def _parse_reg_name(uri: str, host: str) -> str:
+def _idna_2003(host: str) -> str:
+    return host.encode("idna").decode("ascii")
+
+
+def _parse_reg_name(uri: str, host: str, encode_host: Callable[[str], str]) -> str:
     if not host.isascii():
         # An IRI: convert the host to a URI host, as websockets does.
         try:
-            host = host.encode("idna").decode("ascii")
+            host = encode_host(host)
         except UnicodeError:
             raise InvalidURI(uri, "invalid internationalized hostname") from None
     if _REG_NAME_RE.fullmatch(host) is None:

@@ -26,7 +26,15 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -42,6 +50,7 @@ from .._connection import (
     is_closed,
     queued_messages,
 )
+from .._data import data_type_error
 from ..exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
 
@@ -376,16 +385,17 @@ class Connection:
 
         Raises:
             ConnectionClosed: The connection is closed or closing.
-            TypeError: The message, or a fragment, has an unsupported type, or
-                fragments mix text and bytes.
+            TypeError: The message, or a fragment, has an unsupported type (a
+                `dict`: "data is a dict-like object"), or fragments mix text and
+                bytes.
             RuntimeError: Called from the connection's event loop thread.
 
         An error raised by a generator after the first fragment went out leaves an
         unfinished message on the wire: the connection is failed with 1011.
         """
         if not isinstance(message, str | bytes | bytearray | memoryview | list | tuple):
-            if not isinstance(message, Iterable):
-                raise TypeError(f"message has unsupported type {type(message).__name__}")
+            if not isinstance(message, Iterable) or isinstance(message, Mapping):
+                raise data_type_error(message, "str, bytes-like, or an iterable of them")
             self._call("send", self._send_iterator, iter(message), text, compress)
             return
         self._call("send", self._send, message, text, compress)

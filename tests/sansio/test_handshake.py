@@ -748,10 +748,15 @@ class TestNegotiateSubprotocol:
         assert negotiate_subprotocol(request, ["superchat"]) == "superchat"
 
     def test_no_match(self) -> None:
-        assert negotiate_subprotocol(subprotocol_request("chat"), ["other"]) is None
+        """A server that names subprotocols requires one of them, as websockets does."""
+        with pytest.raises(NegotiationError) as exc_info:
+            negotiate_subprotocol(subprotocol_request("chat"), ["chat.v2", "chat.v1"])
+        assert str(exc_info.value) == "invalid subprotocol; expected one of chat.v2, chat.v1"
 
     def test_nothing_offered(self) -> None:
-        assert negotiate_subprotocol(valid_request(), ["chat"]) is None
+        with pytest.raises(NegotiationError) as exc_info:
+            negotiate_subprotocol(valid_request(), ["chat"])
+        assert str(exc_info.value) == "missing subprotocol"
 
     @pytest.mark.parametrize("available", [None, []])
     def test_nothing_available(self, available: list[str] | None) -> None:

@@ -360,8 +360,6 @@ class TestSubprotocols:
             (["chat", "superchat"], "superchat, chat", "chat"),
             (["superchat", "chat"], "chat, superchat", "superchat"),
             (["chat"], "other, chat", "chat"),
-            (["chat"], "other", None),
-            (["chat"], None, None),
             ([], "chat", None),
         ],
     )
@@ -375,6 +373,31 @@ class TestSubprotocols:
         assert protocol.subprotocol == selected
         expected = [] if selected is None else [selected]
         assert response.headers.get_all("Sec-WebSocket-Protocol") == expected
+
+    @pytest.mark.parametrize(
+        ("offered", "error"),
+        [
+            ("other", "invalid subprotocol; expected one of chat.v2, chat.v1"),
+            (None, "missing subprotocol"),
+        ],
+    )
+    def test_none_acceptable_is_400(self, offered: str | None, error: str) -> None:
+        """A server that names subprotocols requires one, as websockets 17 does."""
+        protocol = ServerProtocol(subprotocols=["chat.v2", "chat.v1"])
+        request = received(protocol, request_bytes({"Sec-WebSocket-Protocol": offered}))
+        response = protocol.accept(request)
+        assert response.status_code == 400
+        assert response.body == f"Failed to open a WebSocket connection: {error}.\n".encode()
+        assert str(protocol.handshake_exc) == error
+        assert protocol.subprotocol is None
+
+    def test_select_subprotocol_may_go_on_without_one(self) -> None:
+        protocol = ServerProtocol(
+            subprotocols=["chat"], select_subprotocol=lambda protocol, offered: None
+        )
+        response = protocol.accept(received(protocol, request_bytes()))
+        assert response.status_code == 101
+        assert protocol.subprotocol is None
 
     def test_offers_in_several_headers(self) -> None:
         protocol = ServerProtocol(subprotocols=["b"])

@@ -245,3 +245,29 @@ def test_round_trip(secure: bool, host: str, port: int, path: str) -> None:
     scheme = "wss" if secure else "ws"
     uri = parse_uri(f"{scheme}://{host}:{port}{path}")
     assert uri == WebSocketURI(secure, host, port, path, "")
+
+
+def test_encode_host() -> None:
+    """The core uses the standard library's IDNA 2003 unless given an encoder; anyws gives
+    IDNA 2008 (the idna package), whose result differs for ß."""
+    assert parse_uri("ws://fa\xdf.de/").host == "fass.de"
+    encoded: list[str] = []
+
+    def encode(host: str) -> str:
+        encoded.append(host)
+        return "xn--fa-hia.de"
+
+    assert parse_uri("ws://fa\xdf.de/", encode_host=encode).host == "xn--fa-hia.de"
+    assert parse_uri("ws://ascii.example/", encode_host=encode).host == "ascii.example"
+    assert encoded == ["fa\xdf.de"]
+
+
+def test_encode_host_error() -> None:
+    def encode(host: str) -> str:
+        raise UnicodeError("no")
+
+    with pytest.raises(InvalidURI) as exc_info:
+        parse_uri("ws://fa\xdf.de/", encode_host=encode)
+    assert str(exc_info.value) == (
+        "ws://fa\xdf.de/ isn't a valid URI: invalid internationalized hostname"
+    )
