@@ -105,6 +105,10 @@ READ_SIZE = 2**18
 #: The reason of the 1013 close of a connection that `broadcast` found too slow.
 SLOW_CONSUMER = "slow consumer"
 
+#: The reason of the 1008 close of a connection whose peer sends pings (or close
+#: frames) faster than it reads the replies: more than ``write_limit`` bytes of them wait.
+PING_FLOOD = "too many pings"
+
 
 class _PongWaiter:
     """What `Connection.ping` returns: await it for the round-trip time in seconds."""
@@ -264,6 +268,8 @@ class Connection:
         # Outgoing: bytes waiting for the writer.
         self._out: list[bytes] = []
         self._out_size = 0
+        # An upper bound of the bytes of replies to the peer's control frames in _out.
+        self._replies = 0
         self._write_wanted: anyio.Event | Waiter | None = None
         self._drained: anyio.Event | Waiter | None = None
         # Created when a send() must wait (backpressure, a fragmented message):
@@ -729,9 +735,10 @@ class Connection:
                 return extension
         return None
 
-    def _flush(self) -> None:
-        """Hand the protocol's output to the writer; never waits."""
-        output = self.protocol.data_to_send()
+    def _flush(self, output: list[bytes] | None = None) -> None:
+        """Hand the protocol's output (or ``output``) to the writer; never waits."""
+        if output is None:
+            output = self.protocol.data_to_send()
         if not output:
             return
         # Nothing waits for the writer: write from this task, and spare the hop to
@@ -920,22 +927,22 @@ class Connection:
         reader when the connection is closed.
         """
         max_queue = self.max_queue
-        if (
+        protocol = self.protocol
+        if protocol.paused or (
             max_queue is not None
             and self._messages >= max_queue
             and self._close_deadline == math.inf
         ):
             return False
-        protocol = self.protocol
-        protocol.receive_data(data)
+        protocol.receive_data(data, max_messages=self._room())
         self._process_events()
-        self._flush()
+        self._flush_replies()
         if protocol.state is State.CLOSED:
             assert isinstance(self.transport, AsyncioStream)
             self.transport.interrupt_receive()
         else:
             self._closing_started()
-            if max_queue is not None and self._messages >= max_queue:
+            if protocol.paused or (max_queue is not None and self._messages >= max_queue):
                 # The queue just filled: wake the reader so that it stops reading
                 # now, as it does after a read of its own, rather than take (and
                 # answer the pings of) the next bytes that arrive.
@@ -960,6 +967,22 @@ class Connection:
                 if self._stopped:
                     scope.cancel()
                 while True:
+                    if protocol.paused:
+                        # The protocol stopped parsing: after max_queue messages, a
+                        # batch of control frames, or before a protocol violation.
+                        # Go on when recv() took every message (the application
+                        # may answer them before the violation fails the connection).
+                        if self._messages and self._close_deadline == math.inf:
+                            resume = self._resume_reading = self._new_event()
+                            await resume.wait()
+                            continue
+                        protocol.receive_data(b"", max_messages=self._room())
+                        self._process_events()
+                        self._flush_replies()
+                        if protocol.state is State.CLOSED:
+                            break
+                        self._closing_started()
+                        continue
                     max_queue = self.max_queue
                     if (
                         max_queue is not None
@@ -980,9 +1003,9 @@ class Connection:
                     if data is None:
                         protocol.receive_eof()
                     elif data:  # b"": _feed processed the bytes already
-                        protocol.receive_data(data)
+                        protocol.receive_data(data, max_messages=self._room())
                     self._process_events()
-                    self._flush()
+                    self._flush_replies()
                     if protocol.state is State.CLOSED:
                         break
                     self._closing_started()
@@ -1001,6 +1024,37 @@ class Connection:
                 self.transport.set_consumer(None)
             with anyio.CancelScope(shield=True):
                 await self._finish(cancelled)
+
+    def _room(self) -> int | None:
+        """How many more messages the protocol may parse now: the room left in the queue.
+
+        At least one: while closing, the reader reads on whatever the queue holds.
+        """
+        max_queue = self.max_queue
+        return None if max_queue is None else max(max_queue - self._messages, 1)
+
+    def _flush_replies(self) -> None:
+        """Flush what parsing made the protocol queue (pongs, the close echo).
+
+        A peer that sends pings and never reads the pongs must not make us buffer
+        them without limit: when more than ``write_limit`` bytes of replies wait
+        for the writer, fail the connection with 1008 (policy violation: the
+        peer's behaviour, not an error of ours, which 1011 would say).
+        """
+        output = self.protocol.data_to_send()
+        if not output:
+            return
+        size = 0
+        for chunk in output:
+            size += len(chunk)
+        # What waits for the writer is an upper bound of the replies still waiting.
+        waiting = min(self._replies, self._out_size)
+        self._flush(output)
+        self._replies = min(waiting + size, self._out_size)
+        if self._replies > self.write_limit and self.protocol.state is State.OPEN:
+            if self.debug:
+                self.logger.debug("! %d bytes of replies waiting to be written", self._replies)
+            self._fail(1008, PING_FLOOD)
 
     def _process_events(self, events: list[Event] | None = None) -> None:
         """Queue data frames for recv() and resolve pings; other events are ignored."""
@@ -1302,7 +1356,7 @@ class Connection:
                 self._record_transport_exc(exc)
                 protocol.receive_eof()
             else:
-                protocol.receive_data(data)
+                protocol.receive_data(data, max_messages=self._room())
 
 
 class _MessageIterator:

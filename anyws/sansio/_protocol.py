@@ -27,7 +27,7 @@ connection at the fragment (or chunk) where it appears.
 
 Memory. What the parser holds is bounded by its inputs: a message may have at
 most `max_fragments` frames (1009 "too many fragments" beyond), so the objects of
-a message in progress cost at most about ``max_fragments × 150`` bytes on top of
+a message in progress cost at most about ``max_fragments * 150`` bytes on top of
 its ``max_size``. With ``max_messages``, `receive_data` stops after that many
 whole messages and leaves the rest of the bytes buffered, not inflated: many
 compressed messages in one read cannot make more than ``max_messages`` messages
@@ -181,7 +181,7 @@ class Protocol:
         max_size: int | None = 2**20,
         extensions: Sequence[Extension] | None = None,
         logger: LoggerLike | None = None,
-        max_fragments: int | None | Literal["default"] = "default",
+        max_fragments: int | Literal["default"] | None = "default",
     ) -> None:
         self.side = side
         if logger is None:
@@ -299,7 +299,8 @@ class Protocol:
         `receive_data` again (``b""`` will do) to go on; until then, the bytes wait
         in the protocol's buffer as they arrived (not inflated).
         """
-        return self._paused
+        # Failing the connection (fail()) stops input, pause or not.
+        return self._paused and not self._discarding
 
     def receive_data(
         self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
