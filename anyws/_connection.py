@@ -934,7 +934,7 @@ class Connection:
             and self._close_deadline == math.inf
         ):
             return False
-        protocol.receive_data(data, max_messages=self._room())
+        protocol.receive_data(data, max_messages=self._room(), defer_failure=self._messages > 0)
         self._process_events()
         self._flush_replies()
         if protocol.state is State.CLOSED:
@@ -1003,7 +1003,9 @@ class Connection:
                     if data is None:
                         protocol.receive_eof()
                     elif data:  # b"": _feed processed the bytes already
-                        protocol.receive_data(data, max_messages=self._room())
+                        protocol.receive_data(
+                            data, max_messages=self._room(), defer_failure=self._messages > 0
+                        )
                     self._process_events()
                     self._flush_replies()
                     if protocol.state is State.CLOSED:

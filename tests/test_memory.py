@@ -87,6 +87,21 @@ class HostilePeer:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
 
+    async def frames_until_close(self) -> list[Frame]:
+        """Read what anyws sends until its close frame (included) or EOF."""
+        protocol = self.protocol
+        received: list[Frame] = []
+        while True:
+            for event in protocol.events_received():
+                if isinstance(event, Frame):
+                    received.append(event)
+                    if event.opcode is Opcode.CLOSE:
+                        return received
+            try:
+                protocol.receive_data(await self.stream.receive())
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                return received
+
     async def close_frame(self, *, echo: bool = True) -> Close | None:
         """Read (and drop) what anyws sends until its close frame, or EOF.
 

@@ -303,7 +303,11 @@ class Protocol:
         return self._paused and not self._discarding
 
     def receive_data(
-        self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        max_messages: int | None = None,
+        defer_failure: bool = False,
     ) -> None:
         """Feed bytes read from the transport, and parse what can be parsed.
 
@@ -317,6 +321,9 @@ class Protocol:
                 (``None``: no limit). An I/O layer passes the room left in its
                 queue, so that a burst of compressed messages is not inflated
                 before there is room for it.
+            defer_failure: Pause before a protocol violation even when nothing
+                precedes it in ``data``: the caller still has messages to deliver,
+                which the application may answer before the connection fails.
         """
         if self._discarding or self.eof_rcvd:
             return
@@ -332,7 +339,7 @@ class Protocol:
             self._receive_handshake()
             if self._state is CONNECTING or self._discarding:
                 return
-        self._parse_frames(max_messages)
+        self._parse_frames(max_messages, defer_failure)
 
     def receive_eof(self) -> None:
         """Tell the protocol that the transport reached the end of the stream.
@@ -553,7 +560,7 @@ class Protocol:
 
     # Parsing ----------------------------------------------------------------
 
-    def _parse_frames(self, max_messages: int | None) -> None:
+    def _parse_frames(self, max_messages: int | None, defer_failure: bool = False) -> None:
         buffer = self._buffer
         size = len(buffer)
         pos = 0
@@ -679,7 +686,7 @@ class Protocol:
                 if fin:
                     messages += 1
         except _Failure as failure:
-            if (messages or controls) and len(events) > events_before:
+            if defer_failure or ((messages or controls) and len(events) > events_before):
                 # Whole messages or control frames precede the fault: let them
                 # be handled (and answered) first.
                 self._deferred = failure

@@ -249,3 +249,16 @@ def test_violation_inside_a_message_fails_at_once() -> None:
     assert [f.data for f in frames(protocol)] == [b"12345"]
     assert not protocol.paused
     assert close_frame_sent(protocol) == (1009, "message of 11 bytes exceeds limit of 10 bytes")
+
+
+def test_defer_failure_pauses_before_a_violation_alone() -> None:
+    """The I/O layer still holds a message (Autobahn 3.4 sends octet by octet)."""
+    protocol = Protocol(Side.SERVER)
+    protocol.receive_data(wire(Side.SERVER, TEXT, b"hi"))
+    assert [f.data for f in frames(protocol)] == [b"hi"]
+    protocol.receive_data(wire(Side.SERVER, TEXT, b"", rsv=1), defer_failure=True)
+    assert protocol.paused
+    assert protocol.parser_exc is None
+    assert close_frame_sent(protocol) is None
+    protocol.receive_data(b"")
+    assert close_frame_sent(protocol) == (1002, "reserved bits must be 0")
