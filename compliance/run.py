@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = (
         f"FAILED: {fatal} failing or missing cases, {len(broken)} broken runs"
         if fatal or broken
-        else "PASSED: no case FAILED, UNCLEAN or WRONG CODE, none missing"
+        else "PASSED: no case FAILED, NON-STRICT, UNCLEAN or WRONG CODE, none missing"
     )
     lines.append(f"**{verdict}**")
     text = "\n".join(lines) + "\n"

@@ -169,7 +169,7 @@ class Protocol:
         max_fragments: The most frames a message may have; a message with more
             fails the connection with 1009 ("too many fragments") as soon as the
             header of the frame beyond the limit arrives. By default
-            ``max(4096, max_size // 256)`` (see `default_max_fragments`); ``None``
+            ``max(4096, max_size // 256)`` (websockets stops at 4,096); ``None``
             for no limit.
     """
 
@@ -294,7 +294,7 @@ class Protocol:
         """Whether the last `receive_data` stopped parsing with input left to process.
 
         That happens after ``max_messages`` whole messages, after
-        `CONTROL_FRAMES_PER_PARSE` control frames, and before a protocol violation
+        1,024 control frames, and before a protocol violation
         that follows valid frames. Handle the events received, then call
         `receive_data` again (``b""`` will do) to go on; until then, the bytes wait
         in the protocol's buffer as they arrived (not inflated).
