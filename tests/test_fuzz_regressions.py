@@ -18,7 +18,8 @@ FUZZING = Path(__file__).parent.parent / "fuzzing"
 
 def _load_targets() -> dict[str, object]:
     spec = importlib.util.spec_from_file_location("anyws_fuzz_targets", FUZZING / "targets.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.TARGETS  # type: ignore[no-any-return]
