@@ -12,7 +12,7 @@ frame of their own.
 
 `broadcast` never waits, so it can't apply backpressure; instead each
 connection bounds what it buffers (see `broadcast` and
-`Connection._send_broadcast`).
+`anyws._connection.send_broadcast`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from ._connection import Connection, DataLike
+from ._connection import Connection, DataLike, is_fragmenting, send_broadcast
 from .exceptions import ConcurrencyError
 from .sansio import Frame, Opcode, Side, State
 from .sansio._frames import serialize_frame
@@ -124,7 +124,7 @@ def broadcast(
     for connection in connections:
         if connection.protocol.state is not State.OPEN:
             continue
-        if connection._fragmenting:
+        if is_fragmenting(connection):
             if raise_exceptions:
                 exceptions.append(ConcurrencyError("sending a fragmented message"))
             else:
@@ -138,8 +138,13 @@ def broadcast(
             if connection.debug:
                 connection.logger.debug("> %s", Frame(opcode, payload))
         try:
-            connection._send_broadcast(
-                frame, payload, is_text, drain_timeout=drain_timeout, max_buffer=max_buffer
+            send_broadcast(
+                connection,
+                frame,
+                payload,
+                is_text,
+                drain_timeout=drain_timeout,
+                max_buffer=max_buffer,
             )
         except Exception as exc:
             if raise_exceptions:

@@ -11,7 +11,15 @@ from typing import Any, Literal, NoReturn
 import anyio
 import anyio.abc
 
-from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._connection import (
+    TRANSPORT_ERRORS,
+    Connection,
+    Running,
+    receive_handshake,
+    transport_error,
+    write_handshake,
+)
+from ._options import ConnectionOptions
 from ._proxy import open_tcp_stream, parse_proxy
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
 from ._tls import start_tls
@@ -24,7 +32,7 @@ from .sansio._uri import WebSocketURI, parse_uri
 from .sansio.extensions import ClientExtensionFactory, enable_client_permessage_deflate
 
 
-__all__ = ["ClientConnection", "connect"]
+__all__ = ["ClientConnection", "connect", "open_connection"]
 
 
 class ClientConnection(Connection):
@@ -171,13 +179,13 @@ class connect:  # a context manager used like a function, as in websockets
         )
         self.user_agent_header = user_agent_header
         self.open_timeout = open_timeout
-        self.connection_options: dict[str, Any] = {
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-        }
+        self.connection_options: dict[str, Any] = ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        ).as_kwargs()
         self.max_size = max_size
         self.ssl = ssl
         self.server_hostname = server_hostname
@@ -192,7 +200,7 @@ class connect:  # a context manager used like a function, as in websockets
         if max_redirects < 0:
             raise ValueError("max_redirects must be 0 or more")
         self.max_redirects = max_redirects
-        self._running: _Running | None = None
+        self._running: Running | None = None
 
     async def _open_stream(self, uri: WebSocketURI) -> anyio.abc.AnyByteStream:
         """Return the stream to the server of ``uri``: given, direct or proxied, with TLS."""
@@ -272,13 +280,13 @@ class connect:  # a context manager used like a function, as in websockets
                 )
             )
             connection.request = protocol.request
-            await connection._write_direct()
-            await connection._receive_handshake_message()
+            await write_handshake(connection)
+            await receive_handshake(connection)
             connection.response = protocol.response
             if protocol.handshake_exc is not None:
                 raise protocol.handshake_exc
             if protocol.response is None:  # the stream ended or broke
-                cause = connection._transport_exc or protocol.parser_exc
+                cause = transport_error(connection) or protocol.parser_exc
                 raise InvalidMessage("did not receive a valid HTTP response") from cause
         except BaseException:
             await anyio.aclose_forcefully(stream)
@@ -301,7 +309,7 @@ class connect:  # a context manager used like a function, as in websockets
 
     async def __aenter__(self) -> ClientConnection:
         connection = await self._open_with_timeout()
-        self._running = _Running(connection)
+        self._running = Running(connection)
         await self._running.__aenter__()
         return connection
 
@@ -325,3 +333,14 @@ class connect:  # a context manager used like a function, as in websockets
             "async for attempt in anyws.reconnect(uri): "
             "async with attempt as websocket: ..."
         )
+
+
+async def open_connection(config: connect, *, bounded: bool = True) -> ClientConnection:
+    """Open ``config``'s connection, following redirects; its tasks aren't started.
+
+    For `reconnect` and `anyws.testing`. When ``bounded``, as `connect` does:
+    within ``open_timeout``, transport errors raised as `OSError`.
+    """
+    if bounded:
+        return await config._open_with_timeout()
+    return await config._open()

@@ -15,12 +15,12 @@ ASYNC101). anyws runs the same code on trio and asyncio, so it follows the
 rule everywhere.
 
 So the work is split at the only place where it can be: the opening handshake
-needs no background task (`connect._open` runs TCP, TLS, redirects and the
+needs no background task (`open_connection` runs TCP, TLS, redirects and the
 handshake from the calling task and returns a connection whose tasks aren't
 started). Each step of the iteration over `reconnect` does that, with its
 retries and its backoff sleeps, and returns a `ConnectionAttempt`. The caller enters the attempt
 with ``async with attempt as websocket:``, and that ``async with``, in the
-caller's own frame, opens and closes the connection's task group (`_Running`),
+caller's own frame, opens and closes the connection's task group (`Running`),
 exactly like ``async with connect(uri)`` does. Nothing is left open between
 two steps of the iteration. (The iterator is a class with ``__anext__``
 rather than an async generator only because trio warns about async generators
@@ -38,8 +38,8 @@ from typing import Any, final
 
 import anyio
 
-from ._client import ClientConnection, connect
-from ._connection import TRANSPORT_ERRORS, _Running
+from ._client import ClientConnection, connect, open_connection
+from ._connection import TRANSPORT_ERRORS, Running
 from .exceptions import ConcurrencyError, InvalidMessage, InvalidStatus
 
 
@@ -129,13 +129,13 @@ class ConnectionAttempt:
         #: The connection; usable once the attempt is entered.
         self.connection = connection
         self._state = "pending"
-        self._running: _Running | None = None
+        self._running: Running | None = None
 
     async def __aenter__(self) -> ClientConnection:
         if self._state != "pending":
             raise RuntimeError(f"this connection attempt was {self._state} already")
         self._state = "entered"
-        self._running = _Running(self.connection)
+        self._running = Running(self.connection)
         await self._running.__aenter__()
         return self.connection
 
@@ -273,7 +273,7 @@ class reconnect:  # used like a function, as connect is
             await self.aclose()
             while True:
                 try:
-                    connection = await self.connect._open_with_timeout()
+                    connection = await open_connection(self.connect)
                 except Exception as exc:
                     # Like websockets, accept a process_exception that raises.
                     try:

@@ -17,7 +17,15 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ._asyncio import accept_function, close_forcefully
-from ._connection import TRANSPORT_ERRORS, Connection, _Running
+from ._connection import (
+    TRANSPORT_ERRORS,
+    Connection,
+    Running,
+    receive_handshake,
+    transport_error,
+    write_handshake,
+)
+from ._options import ConnectionOptions
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
@@ -26,7 +34,7 @@ from .sansio._protocol import LoggerLike
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
 
-__all__ = ["Server", "ServerConnection", "serve"]
+__all__ = ["Server", "ServerConnection", "accept_handshake", "serve", "serve_connection"]
 
 #: What a failed server-side TLS handshake raises: the transport errors, and EOF.
 _TLS_HANDSHAKE_ERRORS: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, anyio.EndOfStream)
@@ -122,6 +130,13 @@ class Server:
         self._shutting_down = False  # a _shutdown() call is running or finished
         self._cancelled = 0
         self._closed = anyio.Event()
+        # Set by _start: the task group of the accept loops and the connections,
+        # and what opens and serves each connection.
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._open_connection: (
+            Callable[[anyio.abc.AnyByteStream], Awaitable[ServerConnection | None]] | None
+        ) = None
+        self._handler: Handler | None = None
 
     @property
     def sockets(self) -> list[Any]:
@@ -265,6 +280,134 @@ class Server:
             scope.cancel()
         return len(self._handlers)
 
+    # The lifecycle: entering and leaving serve ------------------------------
+
+    async def _start(
+        self,
+        open_connection: Callable[[anyio.abc.AnyByteStream], Awaitable[ServerConnection | None]],
+        handler: Handler,
+    ) -> None:
+        """Accept on the listeners, in a task group of this server, until it closes.
+
+        Each accepted stream is opened with ``open_connection`` (TLS, the opening
+        handshake) and, if that gives a connection, served by ``handler``.
+        """
+        self._open_connection = open_connection
+        self._handler = handler
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        task_group.start_soon(self._accept_all)
+
+    async def _finish(self, exc: BaseException | None) -> None:
+        """Shut down (gracefully, unless interrupted) and end the task group."""
+        task_group = self._task_group
+        assert task_group is not None, "serve() exited without being entered"
+        try:
+            if exc is None or isinstance(exc, Exception):
+                await self.close()
+            elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                # The same graceful shutdown, bounded by close_timeout: the handlers
+                # are shielded from the cancellation (see _handle) until it ends.
+                with anyio.CancelScope(shield=True):
+                    await self.close()
+        finally:
+            # Interrupted (KeyboardInterrupt, or the shutdown above was cancelled):
+            # no closing handshakes, but no open socket nor running handler either.
+            await self._stop_listening()
+            self._cancel_handlers()
+            self._closed.set()
+            await task_group.__aexit__(None, None, None)
+
+    async def _accept_all(self) -> None:
+        """Accept on every listener, until the server closes: one accept loop each."""
+        # One task and one scope around all loops: a cancel scope can't be
+        # entered by several tasks.
+        with self._accepting:
+            async with anyio.create_task_group() as accepting:
+                for listener in self.listeners:
+                    accepting.start_soon(self._accept, listener)
+
+    async def _accept(self, listener: anyio.abc.Listener[Any]) -> None:
+        task_group = self._task_group
+        assert task_group is not None
+        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
+        accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
+        failing = False
+        while True:
+            try:
+                stream = await accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                # anyio's trio listener wraps the OSError in a BrokenResourceError.
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if not isinstance(cause, OSError) or cause.errno not in _ACCEPT_CAPACITY_ERRORS:
+                    if not isinstance(exc, OSError):
+                        return  # The server is closing.
+                    self.logger.error("accept failed; no longer accepting", exc_info=True)
+                    return
+                # Out of file descriptors or memory: wait for some to free up,
+                # as trio's serve_listeners does, rather than spin or stop.
+                # Logged once per outage, not once per retry.
+                if not failing:
+                    failing = True
+                    self.logger.error("accept failed, retrying every 100 ms: %s", cause)
+                await anyio.sleep(0.1)
+                continue
+            if failing:
+                failing = False
+                self.logger.warning("accepting connections again")
+            task_group.start_soon(self._handle, stream)
+
+    async def _handle(self, stream: anyio.abc.AnyByteStream) -> None:
+        """One accepted connection: open it, serve it, close it."""
+        # Shielded: a cancellation of the code around serve() doesn't reach the
+        # handlers; the shutdown that follows closes them gracefully, then cancels
+        # this scope if they outlive the grace period.
+        scope = anyio.CancelScope(shield=True)
+        if self._cancelling:
+            scope.cancel()  # accepted as the server shut down: not served
+        self._handlers.add(scope)
+        if self._handlers_done.is_set():
+            self._handlers_done = anyio.Event()
+        try:
+            with scope:
+                assert self._open_connection is not None
+                connection = await self._open_connection(stream)
+                if connection is not None:
+                    try:
+                        await self._run(connection, self._handler)
+                    finally:
+                        await close_forcefully(connection.transport)
+        except Exception:
+            # A bug (here, in a transport, in create_connection...) must cost this
+            # connection only, not crash the task group and the whole server.
+            self.logger.error("connection task failed", exc_info=True)
+        finally:
+            self._handlers.discard(scope)
+            if not self._handlers:
+                self._handlers_done.set()
+
+    async def _run(self, connection: ServerConnection, handler: Handler | None) -> None:
+        """Run ``handler`` on an open connection, with its background tasks beside it."""
+        assert handler is not None
+        self.connections.add(connection)
+        try:
+            async with Running(connection):
+                if self._close_frame is not None:
+                    # Opened as the server shut down, after it closed the others.
+                    await connection.close(*self._close_frame)
+                    return
+                try:
+                    await handler(connection)
+                except ConnectionClosed as exc:
+                    # Not the handler's fault: the peer left. Once, without traceback.
+                    connection.logger.debug("connection closed: %s", exc)
+                except Exception:
+                    connection.logger.error("connection handler failed", exc_info=True)
+                    await connection.close(1011)
+        finally:
+            self.connections.discard(connection)
+
 
 class serve:  # a context manager used like a function, as in websockets
     """Run a WebSocket server: ``async with serve(handler, host, port) as server: ...``.
@@ -360,13 +503,13 @@ class serve:  # a context manager used like a function, as in websockets
         self.server_header = server_header
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
-        self.connection_options: dict[str, Any] = {
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "max_queue": max_queue,
-            "write_limit": write_limit,
-        }
+        self.connection_options: dict[str, Any] = ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        ).as_kwargs()
         self.max_size = max_size
         self.ssl = ssl
         self.logger: LoggerLike = logger or logging.getLogger("anyws.server")
@@ -375,7 +518,6 @@ class serve:  # a context manager used like a function, as in websockets
         self.reuse_port = reuse_port
         self.server = Server(self.logger)
         self.server.close_timeout = close_timeout
-        self._task_group: anyio.abc.TaskGroup | None = None
 
     # Running -------------------------------------------------------------
 
@@ -431,10 +573,7 @@ class serve:  # a context manager used like a function, as in websockets
 
     async def __aenter__(self) -> Server:
         await self._listen()
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        task_group.start_soon(self._accept_all, task_group)
+        await self.server._start(self._open, self.handler)
         return self.server
 
     async def __aexit__(
@@ -443,24 +582,7 @@ class serve:  # a context manager used like a function, as in websockets
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        task_group = self._task_group
-        assert task_group is not None, "serve() exited without being entered"
-        server = self.server
-        try:
-            if exc is None or isinstance(exc, Exception):
-                await server.close()
-            elif isinstance(exc, anyio.get_cancelled_exc_class()):
-                # The same graceful shutdown, bounded by close_timeout: the handlers
-                # are shielded from the cancellation (see _handle) until it ends.
-                with anyio.CancelScope(shield=True):
-                    await server.close()
-        finally:
-            # Interrupted (KeyboardInterrupt, or the shutdown above was cancelled):
-            # no closing handshakes, but no open socket nor running handler either.
-            await server._stop_listening()
-            server._cancel_handlers()
-            server._closed.set()
-            await task_group.__aexit__(None, None, None)
+        await self.server._finish(exc)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED
@@ -479,71 +601,14 @@ class serve:  # a context manager used like a function, as in websockets
         async with self as server:
             await server.serve_forever()
 
-    async def _accept_all(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Accept on every listener, until the server closes: one accept loop each."""
-        # One task and one scope around all loops: a cancel scope can't be
-        # entered by several tasks.
-        with self.server._accepting:
-            async with anyio.create_task_group() as accepting:
-                for listener in self.server.listeners:
-                    accepting.start_soon(self._accept, listener, task_group)
-
-    async def _accept(
-        self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup
-    ) -> None:
-        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
-        accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
-        failing = False
-        while True:
-            try:
-                stream = await accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
-                # anyio's trio listener wraps the OSError in a BrokenResourceError.
-                cause = exc if isinstance(exc, OSError) else exc.__cause__
-                if not isinstance(cause, OSError) or cause.errno not in _ACCEPT_CAPACITY_ERRORS:
-                    if not isinstance(exc, OSError):
-                        return  # The server is closing.
-                    self.logger.error("accept failed; no longer accepting", exc_info=True)
-                    return
-                # Out of file descriptors or memory: wait for some to free up,
-                # as trio's serve_listeners does, rather than spin or stop.
-                # Logged once per outage, not once per retry.
-                if not failing:
-                    failing = True
-                    self.logger.error("accept failed, retrying every 100 ms: %s", cause)
-                await anyio.sleep(0.1)
-                continue
-            if failing:
-                failing = False
-                self.logger.warning("accepting connections again")
-            task_group.start_soon(self._handle, stream)
-
     # One connection ------------------------------------------------------
 
-    async def _handle(self, stream: anyio.abc.AnyByteStream) -> None:
-        server = self.server
-        # Shielded: a cancellation of the code around serve() doesn't reach the
-        # handlers; the shutdown that follows closes them gracefully, then cancels
-        # this scope if they outlive the grace period.
-        scope = anyio.CancelScope(shield=True)
-        if server._cancelling:
-            scope.cancel()  # accepted as the server shut down: not served
-        server._handlers.add(scope)
-        if server._handlers_done.is_set():
-            server._handlers_done = anyio.Event()
-        try:
-            with scope:
-                await self._serve_connection(stream)
-        except Exception:
-            # A bug (here, in a transport, in create_connection...) must cost this
-            # connection only, not crash the task group and the whole server.
-            self.logger.error("connection task failed", exc_info=True)
-        finally:
-            server._handlers.discard(scope)
-            if not server._handlers:
-                server._handlers_done.set()
+    async def _open(self, stream: anyio.abc.AnyByteStream) -> ServerConnection | None:
+        """TLS and the opening handshake, bounded by ``open_timeout``.
 
-    async def _serve_connection(self, stream: anyio.abc.AnyByteStream) -> None:
+        Returns the connection if it was accepted; otherwise logs why not, closes
+        ``stream`` and returns ``None``.
+        """
         peer = _format_peer(stream)
         connection: ServerConnection | None = None
         try:
@@ -562,39 +627,15 @@ class serve:  # a context manager used like a function, as in websockets
                         # A client that gives up (a certificate it rejects, a port
                         # scanner) is no reason to stop serving the others.
                         self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
-                        return
+                        return None
                 connection = await self._handshake(stream, peer)
-            timed_out = opening.cancelled_caught
-            del opening  # a cancel scope with two sets: not for the connection's life
-            if timed_out:
+            if opening.cancelled_caught:
                 self.logger.debug("opening handshake failed from %s: timed out", peer)
-                return
+                connection = None
+            return connection
+        finally:
             if connection is None:
-                return
-            await self._run(connection)
-        finally:
-            await close_forcefully(stream)
-
-    async def _run(self, connection: ServerConnection) -> None:
-        """Run the handler on an open connection, with its background tasks beside it."""
-        server = self.server
-        server.connections.add(connection)
-        try:
-            async with _Running(connection):
-                if server._close_frame is not None:
-                    # Opened as the server shut down, after it closed the others.
-                    await connection.close(*server._close_frame)
-                    return
-                try:
-                    await self.handler(connection)
-                except ConnectionClosed as exc:
-                    # Not the handler's fault: the peer left. Once, without traceback.
-                    connection.logger.debug("connection closed: %s", exc)
-                except Exception:
-                    connection.logger.error("connection handler failed", exc_info=True)
-                    await connection.close(1011)
-        finally:
-            server.connections.discard(connection)
+                await close_forcefully(stream)
 
     async def _handshake(
         self, stream: anyio.abc.AnyByteStream, peer: str | None = None
@@ -621,12 +662,12 @@ class serve:  # a context manager used like a function, as in websockets
             protocol.select_subprotocol = lambda _, offered: select(connection, offered)
         if peer is None:
             peer = _format_peer(stream)
-        request = await connection._receive_handshake_message()
+        request = await receive_handshake(connection)
         if not isinstance(request, Request):
-            if connection._transport_exc is None:  # else there's no one to write to
-                await connection._write_direct()  # the automatic 400, if any
-            if connection._transport_exc is not None:  # says more than the parser
-                why = _describe(connection._transport_exc)
+            if transport_error(connection) is None:  # else there's no one to write to
+                await write_handshake(connection)  # the automatic 400, if any
+            if transport_error(connection) is not None:  # says more than the parser
+                why = _describe(transport_error(connection))
                 self.logger.debug("opening handshake failed from %s: %s", peer, why)
             elif protocol.response is not None:  # the automatic 400
                 self.logger.info(
@@ -670,14 +711,14 @@ class serve:  # a context manager used like a function, as in websockets
             refusal = _SHUTTING_DOWN
         connection.response = response
         protocol.send_response(response)
-        await connection._write_direct()
+        await write_handshake(connection)
         if protocol.state is protocol.state.OPEN:
             return connection
         if failed:
             pass  # logged above, with the traceback
-        elif connection._transport_exc is not None:
+        elif transport_error(connection) is not None:
             self.logger.debug(
-                "opening handshake failed from %s: %s", peer, _describe(connection._transport_exc)
+                "opening handshake failed from %s: %s", peer, _describe(transport_error(connection))
             )
         elif refusal is not None:
             self.logger.info(
@@ -699,6 +740,21 @@ class serve:  # a context manager used like a function, as in websockets
                 peer,
             )
         return None
+
+
+async def accept_handshake(
+    config: serve, stream: anyio.abc.AnyByteStream
+) -> ServerConnection | None:
+    """Run ``config``'s opening handshake on ``stream``, without TLS nor timeout.
+
+    For `anyws.testing.connection_pair`: returns the connection if it was accepted.
+    """
+    return await config._handshake(stream)
+
+
+async def serve_connection(config: serve, connection: ServerConnection) -> None:
+    """Run ``config``'s handler on ``connection`` as `serve` does (`anyws.testing`)."""
+    await config.server._run(connection, config.handler)
 
 
 def check_close_frame(code: int, reason: str) -> None:

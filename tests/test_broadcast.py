@@ -95,7 +95,7 @@ async def open_pairs(
 
 async def written(connection: Connection) -> None:
     """Wait until the connection's writer has written everything queued (bound it by a timeout)."""
-    while connection._out or connection._writing:
+    while connection._engine.out or connection._engine.writing:
         await anyio.lowlevel.checkpoint()
 
 
@@ -307,7 +307,7 @@ async def slow_consumer_closed(drain_timeout: float | None, tolerance: float) ->
         slow_server_stream.paused = True  # The slow client stops reading.
         broadcast(servers, message, drain_timeout=drain_timeout)
         await anyio.wait_all_tasks_blocked()
-        assert slow_server._writing  # Stuck: its writer waits for the client to read.
+        assert slow_server._engine.writing  # Stuck: its writer waits for the client to read.
         start = anyio.current_time()
         broadcast(servers, message, drain_timeout=drain_timeout)
         broadcast(servers, "end", drain_timeout=drain_timeout)
@@ -364,13 +364,13 @@ async def test_slow_but_reading_consumer_survives() -> None:
                 server_stream.paused = True
                 broadcast([server], message)
                 broadcast([server], message)
-                assert server._out_size > server.write_limit
+                assert server._engine.out_size > server.write_limit
                 await anyio.sleep(9)  # Behind for 9 s out of 10...
                 server_stream.paused = False  # ... then catches up.
                 assert [await client.recv() for _ in range(2)] == [message, message]
                 await written(server)
             assert server.state is State.OPEN
-            assert server._drain_deadline == float("inf")
+            assert server._engine._drain_deadline == float("inf")
 
 
 async def test_memory_bounded_by_max_buffer() -> None:
@@ -395,7 +395,7 @@ async def test_memory_bounded_by_max_buffer() -> None:
                 broadcast(
                     [slow_server, fast_server], message, drain_timeout=None, max_buffer=max_buffer
                 )
-                peak = max(peak, slow_server._out_size)
+                peak = max(peak, slow_server._engine.out_size)
                 await written(fast_server)
             assert max_buffer < peak <= max_buffer + len(message) + 4
             assert slow_server.state is not State.OPEN
@@ -469,11 +469,13 @@ async def test_slow_consumer_over_tcp() -> None:
                 c for c in server.connections if c.remote_address == slow_client.local_address
             ]
             sent = 0
-            while slow._drain_deadline == float("inf"):  # Until the kernel's buffers are full.
+            while slow._engine._drain_deadline == float(
+                "inf"
+            ):  # Until the kernel's buffers are full.
                 broadcast(server.connections, message, drain_timeout=drain_timeout)
                 sent += 1
                 assert await fast_client.recv() == message
-            deadline = slow._drain_deadline
+            deadline = slow._engine._drain_deadline
             await slow.wait_closed()
             # (asyncio may run a timer up to its clock's resolution early.)
             assert anyio.current_time() >= deadline - EARLY

@@ -33,7 +33,7 @@ from anyws import (
     reconnect,
     serve,
 )
-from anyws._connection import _Running
+from anyws._connection import Running
 from anyws._reconnect import backoff_delays, process_exception
 from anyws.sansio import Headers, WebSocketURI
 from anyws.testing import memory_stream_pair
@@ -398,7 +398,7 @@ class Scripted:
     async def serve_one(self, stream: anyio.abc.AnyByteStream) -> None:
         connection = await self.server._handshake(stream)
         assert connection is not None
-        async with _Running(connection):
+        async with Running(connection):
             async for _ in connection:  # until the client closes
                 pass
 

@@ -273,7 +273,7 @@ def test_concurrent_recv_raises_concurrency_error(backend: dict[str, Any]) -> No
         received: list[anyws.Data] = []
         reader = start_thread(lambda: received.append(ws.recv(TIMEOUT)))
         # Wait until the reader's recv runs in the loop: no sleep, the loop tells.
-        until(ws.portal, lambda: ws.async_connection._recv_busy)
+        until(ws.portal, lambda: ws.async_connection._inbox.busy)
         with pytest.raises(ConcurrencyError) as excinfo:
             ws.recv(TIMEOUT)
         assert str(excinfo.value) == (
@@ -407,7 +407,7 @@ def test_close_wakes_recv_in_another_thread(backend: dict[str, Any]) -> None:
                 errors.append(exc)
 
         thread = start_thread(reader)
-        until(ws.portal, lambda: ws.async_connection._recv_busy)
+        until(ws.portal, lambda: ws.async_connection._inbox.busy)
         ws.close()
         join(thread)
         [exc] = errors
@@ -457,7 +457,7 @@ def test_interrupted_recv_loses_nothing(backend: dict[str, Any]) -> None:
 
                 def interrupt():
                     deadline = time.monotonic() + 10
-                    while not ws.async_connection._recv_busy:
+                    while not ws.async_connection._inbox.busy:
                         assert time.monotonic() < deadline
                         ws.portal.call(anyio.wait_all_tasks_blocked)
                     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -513,7 +513,7 @@ def test_ping_ack_on_close(backend: dict[str, Any]) -> None:
         # One message fills the server's queue: it stops reading, pings go unanswered.
         ws.send("fills the queue")
         [connection] = server.connections
-        until(server.portal, lambda: connection.async_connection._resume_reading is not None)
+        until(server.portal, lambda: connection.async_connection._inbox.paused)
         ignored = ws.ping(b"a")
         acked = ws.ping(b"b", ack_on_close=True)
         ws.close()  # the closing handshake times out too

@@ -34,7 +34,14 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._connection import Connection as AsyncConnection, Data, DataLike
+from .._connection import (
+    Connection as AsyncConnection,
+    Data,
+    DataLike,
+    closed_exc,
+    is_closed,
+    queued_messages,
+)
 from ..exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
 
@@ -298,7 +305,7 @@ class Connection:
         if limit <= 0:
             # An expired deadline would cancel recv() even with a message queued:
             # look at the queue instead.
-            if connection._messages == 0 and not connection._is_closed:
+            if queued_messages(connection) == 0 and not is_closed(connection):
                 raise TimeoutError(f"timed out in {limit:.1f}s")
             return await recv(decode)
         with anyio.move_on_after(limit):
@@ -489,7 +496,7 @@ class Connection:
                 if not loop.stopped or not _ended_with_loop(exc):
                     raise
         loop.check_thread(name)
-        raise self.async_connection._closed_exc()
+        raise closed_exc(self.async_connection)
 
 
 def _ended_with_loop(exc: BaseException) -> bool:

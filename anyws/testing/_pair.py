@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._client import ClientConnection, connect
-from .._connection import _Running
-from .._server import ServerConnection, serve
+from .._client import ClientConnection, connect, open_connection
+from .._connection import Running
+from .._server import ServerConnection, accept_handshake, serve, serve_connection
 from ..exceptions import InvalidHandshake
 from ._streams import memory_stream_pair
 
@@ -73,8 +73,8 @@ class connection_pair:  # a context manager used like a function, as in anyws it
         self._streams = streams
         self._connect = connect(uri, stream=None, **dict(client_options or {}))
         self._serve = serve(handler or _no_handler, **dict(server_options or {}))
-        self._client: _Running | None = None
-        self._server: _Running | None = None
+        self._client: Running | None = None
+        self._server: Running | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._handler_done = anyio.Event()
 
@@ -88,14 +88,14 @@ class connection_pair:  # a context manager used like a function, as in anyws it
         async def open_client() -> None:
             nonlocal client
             try:
-                client = await self._connect._open()
+                client = await open_connection(self._connect, bounded=False)
             except Exception as exc:
                 errors.append(exc)
 
         async def open_server() -> None:
             nonlocal server
             try:
-                server = await self._serve._handshake(server_stream)
+                server = await accept_handshake(self._serve, server_stream)
             except Exception as exc:  # pragma: no cover - the handshake logs, not raises
                 errors.append(exc)
 
@@ -118,15 +118,15 @@ class connection_pair:  # a context manager used like a function, as in anyws it
 
             async def run_handler(connection: ServerConnection) -> None:
                 try:
-                    await self._serve._run(connection)
+                    await serve_connection(self._serve, connection)
                 finally:
                     handler_done.set()
 
             task_group.start_soon(run_handler, server)
         else:
-            self._server = _Running(server)
+            self._server = Running(server)
             await self._server.__aenter__()
-        self._client = _Running(client)
+        self._client = Running(client)
         await self._client.__aenter__()
         return client, server
 
