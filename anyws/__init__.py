@@ -14,9 +14,11 @@ from ._auth import basic_auth as basic_auth
 from ._broadcast import broadcast as broadcast
 from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
+from ._objectstream import WebSocketAttribute as WebSocketAttribute
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+from ._stats import ServerStats as ServerStats
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
@@ -94,7 +96,9 @@ __all__ = [
     "SecurityError",
     "Server",
     "ServerConnection",
+    "ServerStats",
     "State",
+    "WebSocketAttribute",
     "WebSocketException",
     "basic_auth",
     "broadcast",

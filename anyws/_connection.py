@@ -22,9 +22,10 @@ runs a connection's tasks for `connect`, `serve`, `reconnect` and
 `anyws.testing`.
 
 The engine's tasks run in a task group owned by the ``async with`` that opened
-the connection (`connect` or `serve`), and call the connection back through the
-methods that `~anyws._engine.Link` declares (``_received``, ``_reader_ended``,
-``_too_slow``, ``_closed``...). Everything sent is queued
+the connection (`connect` or `serve`), beside the tasks that the application
+starts with `Connection.start_soon` (`anyws._tasks`), and call the connection
+back through the methods that `~anyws._engine.Link` declares (``_received``,
+``_reader_ended``, ``_too_slow``, ``_closed``...). Everything sent is queued
 whole and synchronously, so cancelling `send` never leaves half a frame on the
 wire.
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
@@ -52,7 +54,10 @@ import anyio.lowlevel
 from . import _handshake_io
 from ._engine import READ_SIZE, TRANSPORT_ERRORS, make_engine
 from ._keepalive import Pings, PongWaiter
+from ._logging import ConnectionLogger
 from ._messages import Data, FragmentIterator, Inbox, MessageIterator
+from ._objectstream import ObjectStreamFace
+from ._tasks import TaskOwner
 from .exceptions import ConnectionClosed, InvalidState
 from .sansio import Protocol, State
 from .sansio.extensions import PerMessageDeflate
@@ -89,7 +94,7 @@ SLOW_CONSUMER = "slow consumer"
 PING_FLOOD = "too many pings"
 
 
-class Connection:
+class Connection(TaskOwner, ObjectStreamFace):
     """A WebSocket connection; the common base of client and server connections.
 
     Connections are created by `connect` and `serve`, never directly. Subclass
@@ -99,11 +104,10 @@ class Connection:
     """
 
     # Slots: a connection's attributes take a few hundred bytes instead of a
-    # dict's 1.5 KB; "__dict__" keeps other attributes possible (subclasses
-    # and tests add some), at no cost until one is set.
+    # dict's 1.5 KB; the __dict__ that anyio's stream classes bring keeps other
+    # attributes possible (subclasses and tests add some), at no cost until one
+    # is set.
     __slots__ = (
-        "__dict__",
-        "__weakref__",
         "_closed_event",
         "_engine",
         "_fragmenting",
@@ -136,9 +140,12 @@ class Connection:
         self.protocol = protocol
         #: Unique identifier of the connection, for logs.
         self.id: uuid.UUID = uuid.uuid4()
+        self.debug = protocol.debug
+        if protocol.debug:
+            # Frame logs on: each trace line names the connection (_logging.py).
+            protocol.logger = ConnectionLogger(protocol.logger, self)
         #: The logger of the connection's protocol.
         self.logger = protocol.logger
-        self.debug = protocol.debug
         #: Round-trip time of the last keepalive ping, in seconds; 0 until one completes.
         self.latency: float = 0.0
         #: The opening handshake's request (set by the client or server).
@@ -171,6 +178,7 @@ class Connection:
         self._fragmenting = False  # send() is sending a fragmented message
         # Created for those who wait for the end.
         self._closed_event: anyio.Event | None = None
+        self._init_tasks()  # start_soon(), start(): see _tasks.py
 
     # Settings: each lives in the part that uses it -------------------------
 
@@ -298,7 +306,8 @@ class Connection:
         """
         return FragmentIterator(self._inbox, decode)
 
-    def __aiter__(self) -> AsyncIterator[Data]:
+    # Not anyio's iteration (the stream itself, ending on EndOfStream): websockets'.
+    def __aiter__(self) -> AsyncIterator[Data]:  # type: ignore[override]
         """Iterate on incoming messages; ends on a normal close, raises on an abnormal one.
 
         Leaving the loop early (``break``, an exception) loses nothing and leaves
@@ -442,6 +451,12 @@ class Connection:
         Cancellation stops the wait, not the closing: the handshake goes on, and
         the transport is still aborted after ``close_timeout``.
         """
+        self._start_closing(code, reason)
+        await self._wait_closed()
+        self._cancel_tasks()
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        """Send a close frame, unless closing already; never waits."""
         if self.protocol.state is State.OPEN:
             if self._fragmenting:
                 # A fragmented message is in progress: it can't be finished.
@@ -453,7 +468,6 @@ class Connection:
                     pass
                 self._flush()
                 self._closing_started()
-        await self._wait_closed()
 
     async def aclose(self) -> None:
         """Close with code 1000: anyio's `~anyio.abc.AsyncResource` protocol."""
@@ -520,6 +534,14 @@ class Connection:
             cause = self.protocol.parser_exc
         exc.__cause__ = cause
         return exc
+
+    def _end_of_messages(self) -> ConnectionClosed:
+        """A receiver found the connection closed and no message left.
+
+        The receive loop is over: so are the connection's tasks (_tasks.py).
+        """
+        self._cancel_tasks()
+        return self._closed_exc()
 
     def _check_sendable(self) -> None:
         if self.protocol.state is not State.OPEN:
@@ -632,6 +654,8 @@ class Connection:
         else:
             self._flush()  # Keep the protocol's output, if any, in order.
             engine.queue_broadcast(frame, drain_timeout)
+            self.protocol.messages_sent += 1  # it bypasses the protocol's send_*()
+            self.protocol.bytes_sent += len(frame)
 
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
@@ -734,6 +758,7 @@ class Connection:
         """Start the engine's tasks (reader, keepalive; writer when needed) in ``task_group``."""
         engine = self._engine
         engine.attach(task_group)
+        self._task_group = task_group  # for start_soon() and start()
         # Frames that came with the handshake may have made the protocol answer
         # (a pong, the close echo, a failing close): hand that to the writer.
         self._flush()
@@ -743,6 +768,7 @@ class Connection:
 
     def _stop(self) -> None:
         """Cancel the background tasks (the connection is being torn down)."""
+        self._cancel_tasks()
         self._engine.stop()
 
 
@@ -752,29 +778,42 @@ class Running:
     The body of the ``async with`` runs outside any exception group: the task
     group is entered and exited by hand, its children never raise, and the
     body's own exception is re-raised as it is. Like any task group, it must be
-    entered and exited in the same task.
+    entered and exited in the same task. The body runs in a cancel scope that a
+    failing task of the connection's (`Connection.start_soon`) cancels; its
+    exception then comes out of the ``async with`` instead. With
+    ``cancel_body=False`` the body isn't this connection's to cancel (another
+    connection's context is entered inside it): the exception comes out when
+    the body ends.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, cancel_body: bool = True) -> None:
         self.connection = connection
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._cancel_body = cancel_body
 
     async def __aenter__(self) -> Connection:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         self.connection._start(task_group)
+        if self._cancel_body:
+            body_scope = self.connection._body_scope = anyio.CancelScope()
+            body_scope.__enter__()
         return self.connection
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        traceback: object,
+        traceback: TracebackType | None,
     ) -> None:
         connection = self.connection
         task_group = self._task_group
         assert task_group is not None
+        body_scope = connection._body_scope
+        if body_scope is not None and body_scope.__exit__(exc_type, exc, traceback):
+            exc = None  # cancelled because a task failed: raise its exception below
+        connection._body_scope = None
         try:
             if exc is None:
                 await connection.close()
@@ -790,6 +829,13 @@ class Running:
         finally:
             connection._stop()
             await task_group.__aexit__(None, None, None)
+        task_exc = connection._task_exc
+        if task_exc is not None:
+            if exc is None or isinstance(exc, ConnectionClosed):
+                # The body ended, or saw the connection that the task closed: the
+                # task's exception says why.
+                raise task_exc
+            connection.logger.error("connection task failed", exc_info=task_exc)
 
 
 # The connection's internal surface: what the rest of anyws (client, server,

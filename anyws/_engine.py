@@ -98,6 +98,10 @@ class Link(Protocol):
         """The exception that receivers and ping waiters get once it's closed."""
         ...
 
+    def _end_of_messages(self) -> ConnectionClosed:
+        """A receiver found it closed with no message left: the exception it gets."""
+        ...
+
     def _send_keepalive_ping(self, payload: bytes) -> bool:
         """Send a keepalive ping if the connection is open; return whether it was."""
         ...

@@ -214,7 +214,7 @@ class Inbox:
     async def _wait(self, *, whole_message: bool) -> None:
         while (self.messages == 0) if whole_message else (not self._frames):
             if self._closed:
-                raise self._link._closed_exc()
+                raise self._link._end_of_messages()
             waiter = self._recv_event = self.new_event()
             await waiter.wait()
 

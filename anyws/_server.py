@@ -26,10 +26,12 @@ from ._connection import (
     write_handshake,
 )
 from ._options import ConnectionOptions
+from ._stats import ServerCounters, ServerStats
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
 from .sansio._frames import is_valid_close_code
 from .sansio._handshake import SERVER
+from .sansio._headers import HeadersLike
 from .sansio._protocol import LoggerLike
 from .sansio.extensions import ServerExtensionFactory, enable_server_permessage_deflate
 
@@ -87,9 +89,20 @@ class ServerConnection(Connection):
         """The subprotocol selected during the handshake, if any."""
         return self.protocol.subprotocol
 
-    def respond(self, status: int | http.HTTPStatus, text: str) -> Response:
-        """Build a plain text HTTP response, to return from ``process_request``."""
-        return self.protocol.reject(status, text)
+    def respond(
+        self, status: int | http.HTTPStatus, text: str, *, headers: HeadersLike | None = None
+    ) -> Response:
+        """Build an HTTP response with ``text`` as its body, to return from ``process_request``.
+
+        The body is ``text`` in UTF-8, sent as ``text/plain; charset=utf-8`` with
+        ``Connection: close`` and anyws' ``Server`` header. ``headers`` are
+        added; a ``Content-Type``, ``Connection`` or ``Server`` among them
+        replaces the one built here (``Content-Length`` is always the body's).
+
+        Raises:
+            ValueError: ``status`` isn't in 100-599, or a header is invalid.
+        """
+        return self.protocol.reject(status, text, headers=headers)
 
 
 Handler: TypeAlias = Callable[[ServerConnection], Awaitable[None]]
@@ -137,6 +150,16 @@ class Server:
             Callable[[anyio.abc.AnyByteStream], Awaitable[ServerConnection | None]] | None
         ) = None
         self._handler: Handler | None = None
+        self._counters = ServerCounters()
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the server's counters since it started.
+
+        Open connections, opening handshakes accepted, rejected (by HTTP status)
+        and failed, messages and bytes received and sent, and close codes: see
+        `ServerStats`. Cheap: it adds up the counts of the open connections.
+        """
+        return self._counters.snapshot(connection.protocol for connection in self.connections)
 
     @property
     def sockets(self) -> list[Any]:
@@ -405,8 +428,13 @@ class Server:
                 except Exception:
                     connection.logger.error("connection handler failed", exc_info=True)
                     await connection.close(1011)
+        except Exception:
+            # A task of the connection's (start_soon) failed: the connection was
+            # closed with 1011 and the handler cancelled; log it as the handler's.
+            connection.logger.error("connection handler failed", exc_info=True)
         finally:
             self.connections.discard(connection)
+            self._counters.connection_ended(connection.protocol)
 
 
 class serve:  # a context manager used like a function, as in websockets
@@ -627,10 +655,12 @@ class serve:  # a context manager used like a function, as in websockets
                         # A client that gives up (a certificate it rejects, a port
                         # scanner) is no reason to stop serving the others.
                         self.logger.debug("TLS handshake failed from %s: %s", peer, _describe(exc))
+                        self.server._counters.handshake_failed()
                         return None
                 connection = await self._handshake(stream, peer)
             if opening.cancelled_caught:
                 self.logger.debug("opening handshake failed from %s: timed out", peer)
+                self.server._counters.handshake_failed()
                 connection = None
             return connection
         finally:
@@ -662,10 +692,15 @@ class serve:  # a context manager used like a function, as in websockets
             protocol.select_subprotocol = lambda _, offered: select(connection, offered)
         if peer is None:
             peer = _format_peer(stream)
+        counters = self.server._counters
         request = await receive_handshake(connection)
         if not isinstance(request, Request):
             if transport_error(connection) is None:  # else there's no one to write to
                 await write_handshake(connection)  # the automatic 400, if any
+            if transport_error(connection) is None and protocol.response is not None:
+                counters.handshake_answered(protocol.response.status_code)
+            else:
+                counters.handshake_failed()
             if transport_error(connection) is not None:  # says more than the parser
                 why = _describe(transport_error(connection))
                 self.logger.debug("opening handshake failed from %s: %s", peer, why)
@@ -712,6 +747,10 @@ class serve:  # a context manager used like a function, as in websockets
         connection.response = response
         protocol.send_response(response)
         await write_handshake(connection)
+        if transport_error(connection) is None:
+            counters.handshake_answered(response.status_code)
+        else:
+            counters.handshake_failed()
         if protocol.state is protocol.state.OPEN:
             return connection
         if failed:

@@ -34,9 +34,9 @@ class TracedConnection(anyws.ClientConnection):
         self.label = label
         self.sent = 0
 
-    async def send(self, message: Any, *args: Any, **kwargs: Any) -> None:
+    async def send(self, *args: Any, **kwargs: Any) -> None:
         self.sent += 1
-        await super().send(message, *args, **kwargs)
+        await super().send(*args, **kwargs)
 
 
 async def handler(websocket: anyws.ServerConnection) -> None:

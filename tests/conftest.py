@@ -48,6 +48,7 @@ TLS
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,14 @@ try:
     import uvloop
 except ImportError:  # not on Windows nor PyPy, or not installed
     uvloop = None  # type: ignore[assignment]
+
+
+_CONNECTION_NAME = re.compile(r"^[0-9a-f]{8} (?=[<>=%!x-] )")
+
+
+def unnamed(message: str) -> str:
+    """A debug trace line without the connection's name (see anyws/_logging.py)."""
+    return _CONNECTION_NAME.sub("", message)
 
 
 #: One millisecond of real time, scaled for slow machines by ``ANYWS_TESTS_TIMEOUT_FACTOR``.

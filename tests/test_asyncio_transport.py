@@ -12,7 +12,7 @@ import pytest
 
 from anyws import ClientConnection, ConnectionClosedError, ServerConnection, connect, serve
 from anyws._asyncio import AsyncioStream, adopt, running_loop
-from tests.conftest import MS
+from tests.conftest import MS, unnamed
 from tests.test_client_server import raw_server, read_request, switching_protocols
 
 
@@ -180,7 +180,8 @@ class _Pongs(logging.Handler):
         self.connection: ClientConnection | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == "% received keepalive pong" and self.connection is not None:
+        message = unnamed(record.getMessage())
+        if message == "% received keepalive pong" and self.connection is not None:
             self.latencies.append(self.connection.latency)
             if len(self.latencies) == self.count:
                 self.done.set()

@@ -413,6 +413,30 @@ async def test_process_request_health_check() -> None:
                 assert await ws.recv() == "hello"
 
 
+async def test_respond_with_headers() -> None:
+    """respond(headers=...) replaces Content-Type (once on the wire) and adds the others."""
+
+    def process_request(ws: ServerConnection, request: Request) -> Response | None:
+        return ws.respond(
+            200,
+            "<p>hi</p>\n",
+            headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+        )
+
+    with anyio.fail_after(TIMEOUT):
+        async with serve(echo, "127.0.0.1", 0, process_request=process_request) as server:
+            with pytest.raises(InvalidStatus) as excinfo:
+                async with connect(uri(server)):
+                    pytest.fail("the handshake succeeded")
+    response = excinfo.value.response
+    assert response.status_code == 200
+    assert response.body == b"<p>hi</p>\n"
+    assert response.headers.get_all("Content-Type") == ["text/html; charset=utf-8"]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Length"] == "10"
+    assert response.headers["Connection"] == "close"
+
+
 async def test_async_process_request() -> None:
     async def process_request(ws: ServerConnection, request: Request) -> Response | None:
         await anyio.lowlevel.checkpoint()

@@ -48,7 +48,7 @@ from anyws.testing import (
     memory_stream_pair,
 )
 
-from .conftest import MS
+from .conftest import MS, unnamed
 
 
 Streams = tuple[MemoryByteStream, MemoryByteStream]
@@ -171,14 +171,14 @@ class LogCounter(logging.Handler):
         self.reached = anyio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == self.message:
+        if unnamed(record.getMessage()) == self.message:
             self.count -= 1
             if self.count <= 0:
                 self.reached.set()
 
 
 def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == logger]
+    return [unnamed(record.getMessage()) for record in caplog.records if record.name == logger]
 
 
 # 1. API --------------------------------------------------------------------------

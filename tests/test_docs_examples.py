@@ -89,6 +89,22 @@ def test_getting_started(backend: str) -> None:
         assert server.popen.poll() is None  # the server serves on after a client left
 
 
+# docs/topics/concurrency.md -------------------------------------------------------------
+
+
+def test_connection_tasks_program(backend: str) -> None:
+    output = run_example("connection_tasks.py", backend=backend)
+    assert output.splitlines() == [
+        "['echo hello', 'update 0', 'update 1', 'update 2']",
+        "(\"unexpected 'update 0'\", 1011)",
+    ]
+
+
+def test_anyio_streams_program(backend: str) -> None:
+    output = run_example("anyio_streams.py", backend=backend)
+    assert output == "['/jobs: update 0', '/jobs: update 1', '/jobs: update 2']\n"
+
+
 # Every example is run ---------------------------------------------------------------------
 
 

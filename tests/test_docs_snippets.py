@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 
@@ -350,6 +351,35 @@ def test_sync(backend: str) -> None:
         assert example.client(server_uri, backend) == "hello"
 
 
+def test_sync_routes(backend: str) -> None:
+    """The page's routes: echo, a room that broadcasts to everyone, 404 elsewhere."""
+    example = load("howto/sync.py")
+    with example.routes(0, backend) as server:
+        base = f"ws://127.0.0.1:{server.port}"
+        with anyws.sync.connect(f"{base}/echo", backend=backend) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=TIMEOUT) == "hello"
+        with anyws.sync.connect(f"{base}/rooms/lobby", backend=backend) as alice:
+            # Getting it back means that the server counts alice among its connections.
+            alice.send("alice here")
+            assert alice.recv(timeout=TIMEOUT) == "lobby: alice here"
+            with anyws.sync.connect(f"{base}/rooms/lobby", backend=backend) as bob:
+                bob.send("bob here")
+                assert bob.recv(timeout=TIMEOUT) == "lobby: bob here"
+                assert alice.recv(timeout=TIMEOUT) == "lobby: bob here"
+        with pytest.raises(anyws.InvalidStatus) as excinfo:
+            anyws.sync.connect(f"{base}/nowhere", backend=backend)
+        assert excinfo.value.response.status_code == 404
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no Unix sockets on Windows")
+def test_sync_unix(backend: str, tmp_path: Path) -> None:
+    example = load("howto/sync.py")
+    path = tmp_path / "ws.sock"
+    assert example.unix(str(path), backend) == "over a Unix socket"
+    assert not path.exists()  # removed when the server shut down
+
+
 # docs/howto/testing.md and docs/topics/keepalive.md: trio's MockClock -------------------
 
 
@@ -446,6 +476,29 @@ def listening(count: int = 1) -> Iterator[anyio.Event]:
         logger.setLevel(level)
 
 
+# docs/topics/asgi.md ---------------------------------------------------------------------
+
+
+async def test_asgi_lifespan_and_client(capsys: pytest.CaptureFixture[str]) -> None:
+    """The lifespan serves while the app runs; the client asks it; leaving closes with 1001."""
+    example = load("topics/asgi.py")
+    codes: list[int | None] = []
+
+    async def client(server_uri: str, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with anyws.connect(server_uri) as websocket:
+            task_status.started()
+            with pytest.raises(anyws.ConnectionClosedOK):
+                await websocket.recv()
+            codes.append(websocket.close_code)
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg, example.lifespan(object(), port=0):
+            [server_uri] = re.findall(r"ws://\S+", capsys.readouterr().out)
+            assert await example.ask_upstream(server_uri, "ping?") == "ping?"
+            await tg.start(client, server_uri)
+    assert codes == [1001]
+
+
 # docs/topics/concurrency.md --------------------------------------------------------------
 
 
@@ -496,3 +549,54 @@ async def test_faq_tracebacks_are_real() -> None:
     quoted = {frame for block in closed for frame in ANYWS_FRAME.findall(block)}
     assert quoted, "no anyws frame quoted in docs/faq.md"
     assert quoted <= real, f"frames quoted in docs/faq.md that aren't real: {quoted - real}"
+
+
+# docs/howto/metrics.md -------------------------------------------------------------------
+
+
+def metric_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("anyws_")]
+
+
+async def test_metrics() -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.registry import CollectorRegistry
+
+    example = load("howto/metrics.py")
+    registry = CollectorRegistry()
+    with anyio.fail_after(TIMEOUT):
+        async with example.metrics_endpoint(registry, 0) as server:
+            registry.register(example.ServerCollector(server))
+            async with anyws.connect(uri(server)) as websocket:
+                await websocket.send("hello")
+                assert await websocket.recv() == "hello"
+                status, headers, body = await http_get(server.port, "/metrics")
+                sent, received = websocket.protocol.bytes_sent, websocket.protocol.bytes_received
+            assert status == "HTTP/1.1 200 OK"
+            assert headers["content-type"].startswith("text/plain; version=")
+            assert metric_lines(body) == [
+                "anyws_connections 1.0",
+                'anyws_handshakes_total{outcome="accepted",status="101"} 1.0',
+                'anyws_handshakes_total{outcome="failed",status=""} 0.0',
+                'anyws_messages_total{direction="received"} 1.0',
+                'anyws_messages_total{direction="sent"} 1.0',
+                f'anyws_transferred_bytes_total{{direction="received"}} {sent:.1f}',
+                f'anyws_transferred_bytes_total{{direction="sent"}} {received:.1f}',
+            ]
+            # The client closed (1000); the first scrape counts as a 200.
+            while server.connections:
+                await anyio.lowlevel.checkpoint()
+            _, _, body = await http_get(server.port, "/metrics")
+            lines = metric_lines(body)
+            assert "anyws_connections 0.0" in lines
+            assert 'anyws_handshakes_total{outcome="rejected",status="200"} 1.0' in lines
+            assert 'anyws_closes_total{code="1000"} 1.0' in lines
+
+
+def test_metrics_program(backend: str) -> None:
+    pytest.importorskip("prometheus_client")
+    with start_server("howto/metrics.py", backend=backend) as (_, metrics_uri):
+        port = int(metrics_uri.split(":")[2].split("/")[0])
+        status, _, body = anyio.run(http_get, port, "/metrics")
+        assert status == "HTTP/1.1 200 OK"
+        assert "anyws_connections 0.0" in metric_lines(body)

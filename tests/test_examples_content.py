@@ -148,6 +148,24 @@ async def test_concurrency(caplog: pytest.LogCaptureFixture) -> None:
     assert result == ("bad input", 1011)
 
 
+async def test_connection_tasks() -> None:
+    example = load("connection_tasks.py")
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
+            received = await example.client(uri(server))
+            result = await example.error_in_task(uri(server))
+    assert received == ["echo hello", "update 0", "update 1", "update 2"]
+    assert result == ("unexpected 'update 0'", 1011)
+
+
+async def test_anyio_streams() -> None:
+    example = load("anyio_streams.py")
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
+            received = await example.client(uri(server, "/jobs"))
+    assert received == ["/jobs: update 0", "/jobs: update 1", "/jobs: update 2"]
+
+
 # How-to: testing ---------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ from anyws import (
     connect,
     serve,
 )
-from tests.conftest import MS
+from tests.conftest import MS, unnamed
 
 
 TIMEOUT = 10_000 * MS
@@ -67,7 +67,7 @@ def server_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
         if record.name == SERVER_LOGGER
         and not record.getMessage().startswith(("server listening on", "server clos"))
         # The sans-I/O layer's own debug trace: frames, headers, states.
-        and record.getMessage()[:2] not in {"< ", "> ", "= ", "! "}
+        and unnamed(record.getMessage())[:2] not in {"< ", "> ", "= ", "! "}
     ]
 
 

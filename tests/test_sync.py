@@ -33,7 +33,17 @@ from anyws import (
     ProtocolError,
     State,
 )
-from anyws.sync import ClientConnection, Server, ServerConnection, connect, serve
+from anyws.sync import (
+    ClientConnection,
+    Server,
+    ServerConnection,
+    broadcast,
+    connect,
+    route,
+    serve,
+    unix_connect,
+    unix_serve,
+)
 from tests.conftest import BACKENDS, MS
 
 
@@ -138,6 +148,108 @@ def test_echo(backend: dict[str, Any]) -> None:
         assert ws.state is State.CLOSED
         assert (ws.close_code, ws.close_reason) == (1000, "")
     assert portal_threads() == []
+
+
+# unix_serve, unix_connect, route, broadcast ---------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no Unix sockets on Windows")
+def test_unix_serve_and_connect(backend: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "ws.sock"
+    with unix_serve(echo, path, mode=0o600, **backend) as server:
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert server.socket.getsockname() == str(path)
+        with pytest.raises(RuntimeError, match="no TCP listener"):
+            server.port  # noqa: B018
+        with unix_connect(path, "ws://example.com/room", **backend) as ws:
+            ws.send("hello")
+            assert ws.recv(TIMEOUT) == "hello"
+            assert ws.request is not None
+            assert ws.request.path == "/room"
+            assert ws.request.headers["Host"] == "example.com"
+            [connection] = server.connections
+            assert connection.request is not None
+            assert connection.request.path == "/room"
+    assert not path.exists()
+    with pytest.raises(FileNotFoundError):
+        unix_connect(path, **backend)
+    assert portal_threads() == []
+
+
+def test_route(backend: dict[str, Any]) -> None:
+    def greet(ws: ServerConnection, name: str) -> None:
+        ws.send(f"hello {name}")
+
+    with route({"/echo": echo, "/hello/{name}": greet}, "127.0.0.1", 0, **backend) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/hello/caf%C3%A9", **backend) as ws:
+            assert ws.recv(TIMEOUT) == "hello café"
+        with connect(f"ws://127.0.0.1:{server.port}/echo", **backend) as ws:
+            ws.send("echo")
+            assert ws.recv(TIMEOUT) == "echo"
+        with pytest.raises(InvalidStatus) as excinfo:
+            connect(f"ws://127.0.0.1:{server.port}/elsewhere", **backend)
+        assert excinfo.value.response.status_code == 404
+    assert portal_threads() == []
+
+
+def test_route_invalid_pattern_leaves_no_thread(backend: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="path must start with /"):
+        route({"chat": echo}, "127.0.0.1", 0, **backend)
+    assert portal_threads() == []
+
+
+def test_broadcast_to_server_and_client_connections(backend: dict[str, Any]) -> None:
+    received: list[tuple[str, anyws.Data]] = []
+    lock = threading.Lock()
+    two = threading.Barrier(3, timeout=TIMEOUT)
+
+    def record(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        two.wait()
+        for message in ws:
+            with lock:
+                received.append((ws.request.path, message))
+            ws.send("got it")
+
+    with (
+        serve(record, "127.0.0.1", 0, **backend) as server,
+        connect(f"ws://127.0.0.1:{server.port}/a", **backend) as a,
+        connect(f"ws://127.0.0.1:{server.port}/b", **backend) as b,
+    ):
+        two.wait()  # both handlers run: both connections are the server's
+        # Server connections: one event loop, one round trip.
+        broadcast(server.connections, "to clients")
+        assert a.recv(TIMEOUT) == "to clients"
+        assert b.recv(TIMEOUT) == "to clients"
+        # Client connections: an event loop each.
+        broadcast([a, b], b"\x00to server", text=False)
+        assert a.recv(TIMEOUT) == "got it"
+        assert b.recv(TIMEOUT) == "got it"
+        assert sorted(received) == [("/a", b"\x00to server"), ("/b", b"\x00to server")]
+        b.close()
+        broadcast([a, b], "closed ones are skipped")  # b's loop is stopped
+        assert a.recv(TIMEOUT) == "got it"
+        with pytest.raises(TypeError, match="data must be str or bytes"):
+            broadcast([a], 42)  # type: ignore[arg-type]
+
+
+def test_broadcast_from_the_event_loop_thread_raises(backend: dict[str, Any]) -> None:
+    with serve(echo, "127.0.0.1", 0, **backend) as server, connect(uri(server), **backend) as ws:
+        with pytest.raises(RuntimeError, match=r"cannot call broadcast\(\) from the event loop"):
+            ws.portal.call(lambda: broadcast([ws], "hi"))
+        ws.send("still open")
+        assert ws.recv(TIMEOUT) == "still open"
+
+
+def test_server_stats(backend: dict[str, Any]) -> None:
+    with serve(echo, "127.0.0.1", 0, **backend) as server, connect(uri(server), **backend) as ws:
+        ws.send("hello")
+        assert ws.recv(TIMEOUT) == "hello"
+        stats = server.stats()
+        assert isinstance(stats, anyws.ServerStats)
+        assert (stats.connections, stats.handshakes_accepted) == (1, 1)
+        assert (stats.messages_received, stats.messages_sent) == (1, 1)
+        assert stats.bytes_received == ws.async_connection.protocol.bytes_sent
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")

@@ -96,7 +96,9 @@ class ClientProtocol(Protocol):
             self.logger.debug("> GET %s HTTP/1.1", request.path)
             for name, value in request.headers.items():
                 self.logger.debug("> %s: %s", name, value)
-        self._output.append(request.serialize())
+        output = request.serialize()
+        self.bytes_sent += len(output)
+        self._output.append(output)
 
     def _receive_handshake(self) -> None:
         self._parse_response(eof=False)

@@ -213,6 +213,16 @@ class Protocol:
         self.eof_sent = False
         self.eof_rcvd = False
 
+        # Counters, cheap enough to leave on (see Server.stats).
+        #: Whole data messages received (a fragmented message counts once).
+        self.messages_received = 0
+        #: Whole data messages sent.
+        self.messages_sent = 0
+        #: Bytes received, the opening handshake included.
+        self.bytes_received = 0
+        #: Bytes sent, the opening handshake included.
+        self.bytes_sent = 0
+
         self._buffer = bytearray()
         self._events: list[Event] = []
         self._output: list[bytes] = []
@@ -327,6 +337,7 @@ class Protocol:
         """
         if self._discarding or self.eof_rcvd:
             return
+        self.bytes_received += len(data)
         self._paused = False
         deferred = self._deferred
         if deferred is not None:
@@ -529,6 +540,8 @@ class Protocol:
             sending = opcode
         self._send_msg_opcode = None if fin else sending
         self._write_frame(Frame(opcode, data, fin))  # type: ignore[arg-type]
+        if fin:
+            self.messages_sent += 1
 
     _send_msg_opcode: Opcode | None = None
 
@@ -546,9 +559,9 @@ class Protocol:
                 frame = extension.encode(frame)
         opcode, data, fin, rsv1, rsv2, rsv3 = frame
         mask = self._next_mask() if self.side is CLIENT else None
-        self._output.append(
-            serialize_frame(opcode, data, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask)
-        )
+        output = serialize_frame(opcode, data, fin=fin, rsv1=rsv1, rsv2=rsv2, rsv3=rsv3, mask=mask)
+        self.bytes_sent += len(output)
+        self._output.append(output)
 
     def _next_mask(self) -> bytes:
         pos = self._mask_pos
@@ -675,6 +688,7 @@ class Protocol:
                     if self.debug:
                         self.logger.debug("< %s", frame)
                     events.append(frame)
+                    self.messages_received += 1
                 else:
                     rsv = head & 0x70
                     self._receive_data_frame(
@@ -753,6 +767,8 @@ class Protocol:
         if self.debug:
             self.logger.debug("< %s", frame)
         self._events.append(frame)
+        if fin:
+            self.messages_received += 1
 
     def _decode_text(self, data: bytes, validated: int, fin: bool) -> None:
         decoder = self._msg_decoder

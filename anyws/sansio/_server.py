@@ -158,7 +158,9 @@ class ServerProtocol(Protocol):
                 self.logger.debug("> %s: %s", name, value)
             if response.body:
                 self.logger.debug("> [body] (%d bytes)", len(response.body))
-        self._output.append(response.serialize())
+        output = response.serialize()
+        self.bytes_sent += len(output)
+        self._output.append(output)
         if response.status_code == 101 and self.handshake_exc is None:
             self.extensions = self._accepted_extensions
             self.state = OPEN

@@ -13,9 +13,31 @@ Messages, exceptions and close codes are those of the async API.
 
 from __future__ import annotations
 
-from ._client import ClientConnection as ClientConnection, connect as connect
+from ._broadcast import broadcast as broadcast
+from ._client import (
+    ClientConnection as ClientConnection,
+    connect as connect,
+    unix_connect as unix_connect,
+)
 from ._connection import Connection as Connection
-from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
+from ._server import (
+    Server as Server,
+    ServerConnection as ServerConnection,
+    route as route,
+    serve as serve,
+    unix_serve as unix_serve,
+)
 
 
-__all__ = ["ClientConnection", "Connection", "Server", "ServerConnection", "connect", "serve"]
+__all__ = [
+    "ClientConnection",
+    "Connection",
+    "Server",
+    "ServerConnection",
+    "broadcast",
+    "connect",
+    "route",
+    "serve",
+    "unix_connect",
+    "unix_serve",
+]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
 from .._client import ClientConnection as AsyncClientConnection, connect as async_connect
+from .._unix import unix_connect as async_unix_connect
 from ._connection import Connection, EventLoopThread
 
 
-__all__ = ["ClientConnection", "connect"]
+__all__ = ["ClientConnection", "connect", "unix_connect"]
 
 
 class ClientConnection(Connection):
@@ -118,8 +120,47 @@ def connect(
             server answered with a status other than 101.
         LookupError, ImportError: The backend doesn't exist, or isn't installed.
     """
-    context_manager = async_connect(uri, **connect_kwargs)
-    loop = EventLoopThread(backend, backend_options, name=f"anyws sync client {uri}")
+    return _open(async_connect(uri, **connect_kwargs), backend, backend_options, uri)
+
+
+def unix_connect(
+    path: str | os.PathLike[str],
+    uri: str | None = None,
+    *,
+    backend: str = "asyncio",
+    backend_options: dict[str, Any] | None = None,
+    **connect_kwargs: Any,
+) -> ClientConnection:
+    """Open a WebSocket connection over a Unix socket: ``with unix_connect(path) as ws: ...``.
+
+    The blocking `anyws.unix_connect`: as `connect`, except that the connection
+    goes to the Unix socket at ``path``; ``uri`` (``ws://localhost/`` by
+    default) gives the ``Host`` header and the request path.
+
+    Args:
+        path: The path of the server's Unix socket.
+        uri: The URI to request.
+        backend, backend_options: As for `connect`.
+        **connect_kwargs: Passed to `anyws.unix_connect`.
+
+    Raises:
+        OSError: Connecting failed (`FileNotFoundError` when there is no socket
+            at ``path``, `ConnectionRefusedError` when nobody listens on it).
+
+    Otherwise as `connect`.
+    """
+    context_manager = async_unix_connect(path, uri, **connect_kwargs)
+    return _open(context_manager, backend, backend_options, f"unix:{os.fsdecode(path)}")
+
+
+def _open(
+    context_manager: async_connect,
+    backend: str,
+    backend_options: dict[str, Any] | None,
+    target: str,
+) -> ClientConnection:
+    """Enter ``context_manager`` in an event loop thread of its own."""
+    loop = EventLoopThread(backend, backend_options, name=f"anyws sync client {target}")
     try:
         context = loop.portal.wrap_async_context_manager(context_manager)
         connection = context.__enter__()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -12,17 +14,20 @@ from typing import Any, TypeAlias
 import anyio
 import anyio.abc
 
+from .._routing import route as async_route
 from .._server import (
     Server as AsyncServer,
     ServerConnection as AsyncServerConnection,
     check_close_frame,
     serve as async_serve,
 )
+from .._stats import ServerStats
+from .._unix import unix_serve as async_unix_serve
 from ..sansio import State
 from ._connection import Connection, EventLoopThread
 
 
-__all__ = ["Server", "ServerConnection", "serve"]
+__all__ = ["Server", "ServerConnection", "route", "serve", "unix_serve"]
 
 
 #: Seconds between checks for a pending KeyboardInterrupt in `Server.serve_forever`.
@@ -52,6 +57,9 @@ class ServerConnection(Connection):
 
 #: A connection handler for `serve`: a function run in a thread of its own.
 Handler: TypeAlias = Callable[[ServerConnection], None]
+
+#: A handler for `route`: called with the connection and the path parameters.
+RouteHandler: TypeAlias = Callable[..., None]
 
 
 class Server:
@@ -105,6 +113,10 @@ class Server:
     def port(self) -> int:
         """Port of the first listener, handy with ``port=0``."""
         return self.async_server.port
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the server's counters: `anyws.Server.stats`, read in its event loop."""
+        return self.portal.call(self.async_server.stats)
 
     def fileno(self) -> int:
         """The file descriptor of the first listening socket."""
@@ -188,8 +200,12 @@ class Server:
 
     # The async side --------------------------------------------------------
 
-    async def _handle(self, connection: AsyncServerConnection) -> None:
+    async def _handle(
+        self, connection: AsyncServerConnection, handler: Handler | None = None
+    ) -> None:
         """The async handler: run the sync handler in a thread of its own and wait for it.
+
+        ``handler`` replaces the server's (`route` passes the one that the path chose).
 
         Its exception is re-raised here, so the async server logs it and closes
         with 1011. Cancellation (shutdown after ``close_timeout``) abandons the
@@ -200,10 +216,12 @@ class Server:
         done = anyio.Event()
         failure: list[Exception] = []
 
+        run = self.handler if handler is None else handler
+
         def run_handler() -> None:
             _handler_thread.server = self
             try:
-                self.handler(sync_connection)
+                run(sync_connection)
             except Exception as exc:
                 failure.append(exc)
             finally:
@@ -261,13 +279,102 @@ def serve(
         OSError: The address is in use, for example.
         LookupError, ImportError: The backend doesn't exist, or isn't installed.
     """
+    return _start(
+        handler,
+        lambda server: async_serve(server._handle, host, port, **serve_kwargs),
+        backend,
+        backend_options,
+    )
+
+
+def unix_serve(
+    handler: Handler,
+    path: str | os.PathLike[str],
+    *,
+    backend: str = "asyncio",
+    backend_options: dict[str, Any] | None = None,
+    **serve_kwargs: Any,
+) -> Server:
+    """Run a WebSocket server on a Unix socket: ``with unix_serve(handler, path) as server:``.
+
+    The blocking `anyws.unix_serve`: as `serve`, except that the server listens
+    on the Unix socket at ``path`` instead of TCP. `Server.sockets` holds the
+    listening socket; there is no `Server.port`.
+
+    Args:
+        handler: The function serving one connection; it runs in its own thread.
+        path: Where to create the socket.
+        backend, backend_options: As for `serve`.
+        **serve_kwargs: Passed to `anyws.unix_serve`: ``mode``, ``ssl``...
+
+    Raises:
+        OSError: The socket couldn't be created.
+        TypeError: ``host``, ``port`` or ``reuse_port`` was given.
+    """
+    return _start(
+        handler,
+        lambda server: async_unix_serve(server._handle, path, **serve_kwargs),
+        backend,
+        backend_options,
+    )
+
+
+def route(
+    handlers: Mapping[str, RouteHandler],
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    backend: str = "asyncio",
+    backend_options: dict[str, Any] | None = None,
+    **serve_kwargs: Any,
+) -> Server:
+    """Run a WebSocket server that dispatches each connection on its request path.
+
+    The blocking `anyws.route`, with the same patterns: ``"/rooms/{room}"``
+    calls ``handler(connection, room="lobby")`` for ``/rooms/lobby``, in a
+    thread of its own; any other path gets ``404 Not Found`` before the upgrade.
+
+    Args:
+        handlers: Path patterns mapped to handlers, plain functions called
+            with the connection and the path parameters as keyword arguments.
+        host, port, backend, backend_options: As for `serve`.
+        **serve_kwargs: Passed to `anyws.route`; its ``process_request`` runs
+            before routing, in the event loop.
+
+    Raises:
+        ValueError: A pattern is invalid (see `anyws.route`).
+        OSError: The address is in use, for example.
+    """
+
+    def make(server: Server) -> async_serve:
+        def run_in_thread(handler: RouteHandler) -> Callable[..., Any]:
+            async def run(connection: AsyncServerConnection, **params: str) -> None:
+                await server._handle(connection, functools.partial(handler, **params))
+
+            return run
+
+        routes = {pattern: run_in_thread(handler) for pattern, handler in handlers.items()}
+        return async_route(routes, host, port, **serve_kwargs)
+
+    return _start(_unrouted, make, backend, backend_options)
+
+
+def _unrouted(connection: ServerConnection) -> None:  # pragma: no cover - route() passes its own
+    raise AssertionError("a routed connection runs the handler of its path")
+
+
+def _start(
+    handler: Handler,
+    make_server: Callable[[Server], async_serve],
+    backend: str,
+    backend_options: dict[str, Any] | None,
+) -> Server:
+    """Start an event loop thread and enter the async server that ``make_server`` gives."""
     loop = EventLoopThread(backend, backend_options, name="anyws sync server")
     try:
         server = Server(loop, handler)
         # Built in the loop: the async server creates anyio primitives.
-        async_context = loop.portal.call(
-            lambda: async_serve(server._handle, host, port, **serve_kwargs)
-        )
+        async_context = loop.portal.call(lambda: make_server(server))
         context = loop.portal.wrap_async_context_manager(async_context)
         server.async_server = context.__enter__()
         server._context = context

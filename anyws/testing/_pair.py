@@ -124,7 +124,9 @@ class connection_pair:  # a context manager used like a function, as in anyws it
 
             task_group.start_soon(run_handler, server)
         else:
-            self._server = Running(server)
+            # The body is the client's (entered below): a failing task of the
+            # server's comes out when it ends.
+            self._server = Running(server, cancel_body=False)
             await self._server.__aenter__()
         self._client = Running(client)
         await self._client.__aenter__()

@@ -33,10 +33,9 @@ def serve_page(connection: anyws.ServerConnection, request: anyws.Request) -> an
         return None  # the WebSocket handshake goes on
     if request.path != "/":
         return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
-    response = connection.respond(http.HTTPStatus.OK, PAGE)
-    del response.headers["Content-Type"]
-    response.headers["Content-Type"] = "text/html; charset=utf-8"
-    return response
+    return connection.respond(
+        http.HTTPStatus.OK, PAGE, headers={"Content-Type": "text/html; charset=utf-8"}
+    )
 
 
 async def relay(websocket: anyws.ServerConnection) -> None:

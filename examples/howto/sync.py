@@ -1,10 +1,19 @@
-"""The code of docs/howto/sync.md: a client without ``with``, and a server."""
+"""The code of docs/howto/sync.md: a client without ``with``, a server, routes, Unix sockets."""
 
 from __future__ import annotations
 
 import argparse
 
-from anyws.sync import ServerConnection, connect, serve
+from anyws.sync import (
+    Server,
+    ServerConnection,
+    broadcast,
+    connect,
+    route,
+    serve,
+    unix_connect,
+    unix_serve,
+)
 
 
 def client(uri: str = "ws://localhost:8765/", backend: str = "asyncio") -> str | bytes:
@@ -30,6 +39,37 @@ def main(port: int = 8765, backend: str = "asyncio") -> None:
         print(f"listening on ws://localhost:{server.port}/", flush=True)
         server.serve_forever()
         # [/server]
+
+
+# [route]
+def echo(websocket: ServerConnection) -> None:
+    for message in websocket:
+        websocket.send(message)
+
+
+def room(websocket: ServerConnection, name: str) -> None:
+    for message in websocket:
+        if isinstance(message, str):  # text only
+            # Queued on every open connection at once; a slow reader is closed (1013).
+            broadcast(websocket.server.connections, f"{name}: {message}")
+
+
+def routes(port: int = 8765, backend: str = "asyncio") -> Server:
+    # /echo and /rooms/lobby are served; any other path gets 404 Not Found.
+    return route({"/echo": echo, "/rooms/{name}": room}, "localhost", port, backend=backend)
+    # [/route]
+
+
+def unix(path: str = "/run/app/ws.sock", backend: str = "asyncio") -> str | bytes:
+    # [unix]
+    with (
+        unix_serve(echo, path, backend=backend),
+        unix_connect(path, "ws://localhost/echo", backend=backend) as websocket,
+    ):
+        websocket.send("over a Unix socket")
+        reply = websocket.recv(timeout=10)
+    # [/unix]
+    return reply
 
 
 if __name__ == "__main__":
