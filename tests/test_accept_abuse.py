@@ -154,13 +154,12 @@ def test_accept_survives_running_out_of_file_descriptors(backend: str) -> None:
             process.kill()
             process.wait()
     output += rest.splitlines()
-    # One line for the outage, however many accepts failed, and one when it ended.
-    assert output[1:] == [
-        "full",
-        output[2],
-        "WARNING accepting connections again",
-        "freed",
-    ] or output[1:] == ["full", output[2], "freed", "WARNING accepting connections again"]
+    # One line for the outage, however many accepts failed (five or so, 100 ms
+    # apart), and at most one when it ended.
+    errors = [line for line in output if line.startswith("ERROR")]
+    assert errors == [output[2]], output
+    again = [line for line in output if line.startswith("WARNING")]
+    assert again in ([], ["WARNING accepting connections again"]), output
     assert process.returncode == 0, output
 
 
