@@ -16,6 +16,7 @@ from ._client import ClientConnection as ClientConnection, connect as connect
 from ._connection import Connection as Connection, Data as Data, DataLike as DataLike
 from ._objectstream import WebSocketAttribute as WebSocketAttribute
 from ._reconnect import ConnectionAttempt as ConnectionAttempt, reconnect as reconnect
+from ._redis import RedisHub as RedisHub
 from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._stats import ServerStats as ServerStats
@@ -91,6 +92,7 @@ __all__ = [
     "PayloadTooBig",
     "ProtocolError",
     "ProxyError",
+    "RedisHub",
     "Request",
     "Response",
     "SecurityError",

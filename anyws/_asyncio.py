@@ -232,7 +232,7 @@ class AsyncioStream(anyio.abc.ByteStream):
         self._protocol.interrupted = True
         self._protocol.wake_reader()
 
-    def try_write(self, data: bytes, *, eof: bool = False) -> bool:
+    def try_write(self, data: bytes, *, eof: bool = False, in_burst: bool = False) -> bool:
         """Write ``data`` now, without waiting, if that's the best thing to do.
 
         Returns ``False``, having written nothing, when the transport's buffer
@@ -244,9 +244,11 @@ class AsyncioStream(anyio.abc.ByteStream):
         call each. Otherwise, writes and returns ``True``; the bytes are then in
         the kernel or in the transport's buffer, in order with everything
         written before. With ``eof``, half-closes after them (see `send_eof`).
+        With ``in_burst``, writes during a burst too: a broadcast goes to many
+        connections, one write each, and nothing follows it to write together.
         """
         protocol = self._protocol
-        if protocol.burst or self._closed:
+        if (protocol.burst and not in_burst) or self._closed:
             return False
         if protocol.writing_paused or protocol.lost or self._transport.is_closing():
             return False

@@ -111,6 +111,19 @@ class AsyncioEngine(TaskEngine):
             output = [data, SEND_EOF] if eof and data else [data]
         super().write(output)
 
+    def queue_broadcast(self, frame: bytes, drain_timeout: float | None) -> None:
+        # As websockets' broadcast does: write at once, one system call per
+        # connection, rather than wake each connection's writer task (a task switch
+        # per connection per message). When anything waits, or the transport is
+        # busy, the frame queues behind it as usual, bounded as usual.
+        if (
+            not self.out
+            and len(frame) <= self.write_limit
+            and self._stream.try_write(frame, in_burst=True)
+        ):
+            return
+        super().queue_broadcast(frame, drain_timeout)
+
     async def _send_data(self, data: bytes, eof: bool) -> None:
         if data:
             await self._stream.send(data)

@@ -2,7 +2,8 @@
 
 Strategy: the message is serialised once, as an unmasked frame without RSV
 bits, and those same bytes are appended to the output buffer of every server
-connection; the writers of the connections send them concurrently. That is
+connection; the writers of the connections send them concurrently (on anyws'
+asyncio transport, a connection with nothing waiting writes them at once). That is
 why the message always goes out uncompressed: RFC 7692 lets a sender skip
 compression per message (RSV1 clear), and an uncompressed message doesn't
 touch the compression context, so every connection can take the same bytes.
@@ -28,7 +29,7 @@ from .sansio.extensions import PerMessageDeflate
 
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found]
+    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 
 __all__ = ["broadcast"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl as ssl_module
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -22,6 +23,7 @@ from ._connection import (
 from ._options import ConnectionOptions
 from ._proxy import open_tcp_stream, parse_proxy
 from ._redirect import format_uri, redirect_target, same_origin, strip_credentials
+from ._sockets import stream_from_socket
 from ._tls import start_tls
 from .exceptions import InvalidMessage, InvalidStatus, SecurityError
 from .sansio import ClientProtocol
@@ -119,6 +121,10 @@ class connect:  # a context manager used like a function, as in websockets
             certificate against; by default, the proxy's host.
         max_redirects: How many redirects to follow; ``0`` follows none, so a
             redirect raises `InvalidStatus`.
+        sock: A connected TCP (or Unix) socket to run the connection on, instead
+            of opening one; TLS runs over it for ``wss://``. The connection owns
+            it from then on. No proxy is used then, and redirects can't be
+            followed on it.
 
     Raises:
         InvalidURI: ``uri`` isn't a valid WebSocket URI.
@@ -134,6 +140,8 @@ class connect:  # a context manager used like a function, as in websockets
             that can't be followed; `SecurityError` for a redirect from
             ``wss://`` to ``ws://`` or more than ``max_redirects`` of them;
             `InvalidURI` when a ``Location`` isn't a WebSocket URI.
+        ValueError: Both ``stream`` and ``sock`` were given; ``sock`` isn't a
+            connected stream socket (on entering).
     """
 
     def __init__(
@@ -162,7 +170,10 @@ class connect:  # a context manager used like a function, as in websockets
         proxy_ssl: ssl_module.SSLContext | None = None,
         proxy_server_hostname: str | None = None,
         max_redirects: int = 10,
+        sock: socket.socket | None = None,
     ) -> None:
+        if stream is not None and sock is not None:
+            raise ValueError("connect() can't take both stream and sock")
         self.uri = parse_uri(uri)
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() received an ssl argument for a ws:// URI")
@@ -192,6 +203,7 @@ class connect:  # a context manager used like a function, as in websockets
         self.logger = logger
         self.create_connection = create_connection or ClientConnection
         self.stream = stream
+        self.sock = sock
         if isinstance(proxy, str):
             parse_proxy(proxy)  # raise InvalidProxy now
         self.proxy = proxy
@@ -206,7 +218,11 @@ class connect:  # a context manager used like a function, as in websockets
         """Return the stream to the server of ``uri``: given, direct or proxied, with TLS."""
         if self.stream is not None:
             return self.stream
-        stream: anyio.abc.AnyByteStream = await open_tcp_stream(
+        stream: anyio.abc.AnyByteStream
+        if self.sock is not None:
+            stream = await stream_from_socket(self.sock)
+            return await self._start_tls(stream, uri) if uri.secure else stream
+        stream = await open_tcp_stream(
             uri,
             proxy=self.proxy,
             user_agent_header=self.user_agent_header,
@@ -237,7 +253,7 @@ class connect:  # a context manager used like a function, as in websockets
             try:
                 return await self._handshake(uri, additional_headers)
             except InvalidStatus as exc:
-                if self.stream is not None or self.max_redirects == 0:
+                if self.stream is not None or self.sock is not None or self.max_redirects == 0:
                     raise
                 target = redirect_target(uri, exc)
                 if target is None:

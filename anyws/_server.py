@@ -7,6 +7,7 @@ import http
 import inspect
 import logging
 import math
+import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -26,6 +27,7 @@ from ._connection import (
     write_handshake,
 )
 from ._options import ConnectionOptions
+from ._sockets import listener_from_socket
 from ._stats import ServerCounters, ServerStats
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, ProtocolError
 from .sansio import Close, Request, Response, ServerProtocol
@@ -482,10 +484,17 @@ class serve:  # a context manager used like a function, as in websockets
         reuse_port: Set ``SO_REUSEPORT``, so that several servers (processes)
             can listen on the same port; on Linux, the kernel spreads connections
             among them. Not available on Windows.
+        sock: A bound TCP socket to listen on instead of binding one (inherited
+            from a parent process that forks workers, from systemd socket
+            activation...); it listens with ``backlog`` unless it listens
+            already. The server owns it from then on and closes it when it
+            closes. Not with ``host``, ``port`` or ``reuse_port``.
 
     Raises:
         OSError: A listening socket couldn't be bound (on entering).
-        ValueError: ``host`` is an empty list, or ``compression`` is unknown.
+        ValueError: ``host`` is an empty list, ``compression`` is unknown, ``sock``
+            comes with ``host``, ``port`` or ``reuse_port``, or ``sock`` isn't a
+            bound stream socket (on entering).
     """
 
     def __init__(
@@ -514,7 +523,10 @@ class serve:  # a context manager used like a function, as in websockets
         create_connection: Callable[..., ServerConnection] | None = None,
         backlog: int = 65536,
         reuse_port: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
+        if sock is not None and (host is not None or port is not None or reuse_port):
+            raise ValueError("serve() can't take host, port or reuse_port with sock")
         self.handler = handler
         self.host = host
         self.port = port
@@ -544,6 +556,7 @@ class serve:  # a context manager used like a function, as in websockets
         self.create_connection = create_connection or ServerConnection
         self.backlog = backlog
         self.reuse_port = reuse_port
+        self.sock = sock
         self.server = Server(self.logger)
         self.server.close_timeout = close_timeout
 
@@ -555,7 +568,10 @@ class serve:  # a context manager used like a function, as in websockets
         Each host of a list is bound in turn, on the same port: with ``port=0``,
         the port the first host got (on a port collision, the whole list is tried
         again on a fresh port, up to 10 times, as anyio does for ``host=None``).
+        A ``sock`` given is listened on instead.
         """
+        if self.sock is not None:
+            return [await listener_from_socket(self.sock, self.backlog)]
         hosts: list[str | None]
         if self.host is None or isinstance(self.host, str):
             hosts = [self.host]

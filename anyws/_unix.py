@@ -28,21 +28,28 @@ class unix_connect(connect):  # a context manager used like a function, as in we
 
     Args:
         path: The path of the server's Unix socket (on Linux, a name starting
-            with a NUL byte for the abstract namespace).
+            with a NUL byte for the abstract namespace); ``None`` when ``sock``
+            is given.
         uri: The URI to request; ``ws://localhost/`` by default, or
             ``wss://localhost/`` when ``ssl`` is given.
-        **kwargs: The keyword arguments of `connect`.
+        **kwargs: The keyword arguments of `connect`; ``sock``, a connected
+            Unix socket, replaces ``path``.
 
     Raises:
         OSError: Connecting failed (`FileNotFoundError` when there is no socket
             at ``path``, `ConnectionRefusedError` when nobody listens on it).
-        ValueError: A redirect points to another origin.
+        ValueError: A redirect points to another origin; not exactly one of
+            ``path`` and ``sock`` was given.
 
     Otherwise as `connect`: `TimeoutError` after ``open_timeout`` and
     `InvalidHandshake` for a failed opening handshake.
     """
 
-    def __init__(self, path: str | os.PathLike[str], uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, uri: str | None = None, **kwargs: Any
+    ) -> None:
+        if (path is None) == (kwargs.get("sock") is None):
+            raise ValueError("unix_connect() needs either path or sock")
         if uri is None:
             uri = "ws://localhost/" if kwargs.get("ssl") is None else "wss://localhost/"
         super().__init__(uri, **kwargs)
@@ -58,6 +65,8 @@ class unix_connect(connect):  # a context manager used like a function, as in we
                 f"cannot follow cross-origin redirect to {scheme}://{host}:{uri.port}"
                 f"{uri.resource_name} with a Unix socket"
             )
+        if self.path is None:  # a socket given
+            return await super()._open_stream(uri)
         stream: anyio.abc.AnyByteStream = await anyio.connect_unix(self.path)
         if uri.secure:
             stream = await self._start_tls(stream, uri)
@@ -77,21 +86,26 @@ class unix_serve(serve):  # a context manager used like a function, as in websoc
     Args:
         handler: The coroutine function serving one connection.
         path: Where to create the socket (on Linux, a name starting with a NUL
-            byte binds in the abstract namespace, without a file).
+            byte binds in the abstract namespace, without a file); ``None`` when
+            ``sock`` is given.
         mode: Permissions to give the socket file (``0o660`` lets the group
             connect, for example); by default, as the umask allows.
         **kwargs: The keyword arguments of `serve`, but for ``host``, ``port``
-            and ``reuse_port``.
+            and ``reuse_port``; ``sock``, a bound Unix socket (inherited, or
+            from systemd socket activation), replaces ``path``: the server
+            closes it when it closes, and leaves its file alone.
 
     Raises:
         OSError: The socket couldn't be created (on entering).
         TypeError: ``host``, ``port`` or ``reuse_port`` was given.
+        ValueError: Not exactly one of ``path`` and ``sock`` was given, or
+            ``mode`` came with ``sock``.
     """
 
     def __init__(
         self,
         handler: Handler,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
         mode: int | None = None,
         **kwargs: Any,
@@ -99,11 +113,17 @@ class unix_serve(serve):  # a context manager used like a function, as in websoc
         for name in ("host", "port", "reuse_port"):  # TCP only
             if name in kwargs:
                 raise TypeError(f"unix_serve() got an unexpected keyword argument '{name}'")
+        if (path is None) == (kwargs.get("sock") is None):
+            raise ValueError("unix_serve() needs either path or sock")
+        if mode is not None and path is None:
+            raise ValueError("unix_serve() can't set the mode of a socket given as sock")
         super().__init__(handler, **kwargs)
         self.path = path
         self.mode = mode
 
     async def _create_listeners(self) -> list[anyio.abc.Listener[Any]]:
+        if self.path is None:  # a socket given
+            return await super()._create_listeners()
         listener = await anyio.create_unix_listener(self.path, mode=self.mode, backlog=self.backlog)
         return [_UnixListener(listener, os.fspath(self.path))]
 

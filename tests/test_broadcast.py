@@ -486,3 +486,46 @@ async def test_slow_consumer_over_tcp() -> None:
             # The fast one is still served.
             broadcast(server.connections, b"after")
             assert await fast_client.recv() == b"after"
+
+
+async def test_written_at_once_on_asyncio(anyio_backend_name: str) -> None:
+    """On anyws' asyncio transport, the frame is in the kernel when broadcast returns.
+
+    As websockets' broadcast: one write per connection from the caller, not a hop
+    through each connection's writer task (a task switch per connection per message).
+    The client is a raw socket, read without yielding to the event loop.
+    """
+    if anyio_backend_name == "trio":
+        pytest.skip("anyws' own transport runs on asyncio only")
+    import socket
+
+    opened: list[ServerConnection] = []
+    done = anyio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        opened.append(connection)
+        await done.wait()
+
+    request = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with anyio.fail_after(TIMEOUT):
+        async with anyws.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            try:
+                with socket.create_connection(("127.0.0.1", server.port)) as client:
+                    client.sendall(request)
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        head += await anyio.to_thread.run_sync(client.recv, 1)
+                    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+                    while not opened:
+                        await anyio.wait_all_tasks_blocked()
+                    client.setblocking(False)
+                    for message in ("first", "second"):
+                        broadcast(opened, message)
+                        # No await since broadcast(): only a write from it can be there.
+                        frame = serialize_frame(Opcode.TEXT, message.encode())
+                        assert client.recv(100) == frame
+            finally:
+                done.set()

@@ -13,8 +13,6 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import types
@@ -333,58 +331,6 @@ async def test_nginx_client_address() -> None:
             async with anyws.connect(uri(server)) as websocket:
                 await websocket.send("hi")
                 assert await websocket.recv() == "127.0.0.1 said: hi"
-
-
-NGINX_MAIN = """\
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir}; scgi_temp_path {dir};
-    include {dir}/site.conf;
-}}
-"""
-
-
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx isn't installed")
-async def test_nginx_config(tmp_path: Path) -> None:
-    """The configuration of the how-to, run by a real nginx in front of the example app."""
-    example = load("nginx/app.py")
-    with socket.socket() as sock:  # a free port for nginx (it can't report the one it got)
-        sock.bind(("127.0.0.1", 0))
-        nginx_port = sock.getsockname()[1]
-    with anyio.fail_after(TIMEOUT):
-        async with anyws.serve(example.handler, "127.0.0.1", 0) as server:
-            site = (EXAMPLES / "nginx" / "anyws.conf").read_text()
-            site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{nginx_port};")
-            site = site.replace("server 127.0.0.1:8765;", f"server 127.0.0.1:{server.port};")
-            (tmp_path / "site.conf").write_text(site)
-            (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(dir=tmp_path))
-            command = ["nginx", "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "e.log")]
-            process = await anyio.open_process(command, stderr=subprocess.DEVNULL)
-            try:
-                while True:  # until nginx listens
-                    try:
-                        stream = await anyio.connect_tcp("127.0.0.1", nginx_port)
-                    except OSError:
-                        await anyio.sleep(0.05)
-                    else:
-                        await stream.aclose()
-                        break
-                # A forged X-Forwarded-For: nginx appends the real address, which wins.
-                forged = {"X-Forwarded-For": "198.51.100.1"}
-                proxied = f"ws://127.0.0.1:{nginx_port}/ws/"
-                async with anyws.connect(proxied, additional_headers=forged) as websocket:
-                    await websocket.send("hi")
-                    assert await websocket.recv() == "127.0.0.1 said: hi"
-            finally:
-                process.terminate()
-                await process.wait()
-                await process.aclose()
 
 
 # How-to: migrating -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ._connection import Connection, EventLoopThread
 
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found]
+    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 
 __all__ = ["broadcast"]

@@ -108,7 +108,8 @@ def connect(
         backend_options: Options for that backend, as for `anyio.run`
             (``{"use_uvloop": True}`` runs asyncio on uvloop).
         **connect_kwargs: Passed to `anyws.connect`: ``open_timeout``,
-            ``subprotocols``, ``ssl``, ``close_timeout``... A ``logger``, a
+            ``subprotocols``, ``ssl``, ``close_timeout``, ``sock`` (a connected
+            socket)... A ``logger``, a
             ``create_connection`` factory or a ``stream`` are used in the event
             loop, as with the async API.
 

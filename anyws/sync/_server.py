@@ -271,9 +271,9 @@ def serve(
         backend_options: Options for that backend, as for `anyio.run`
             (``{"use_uvloop": True}`` runs asyncio on uvloop).
         **serve_kwargs: Passed to `anyws.serve`: ``subprotocols``, ``ssl``,
-            ``close_timeout``... ``process_request`` and ``process_response``
-            run in the event loop, with the async `anyws.ServerConnection`: they
-            must not block.
+            ``close_timeout``, ``sock`` (a listening socket made elsewhere)...
+            ``process_request`` and ``process_response`` run in the event loop,
+            with the async `anyws.ServerConnection`: they must not block.
 
     Raises:
         OSError: The address is in use, for example.

@@ -104,6 +104,7 @@ INVENTORIES: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {
             "library/os.html": [("class", "os.PathLike")],
             "library/threading.html": [("class", "threading.Event")],
             "library/socket.html": [("class", "socket.socket")],
+            "library/contextlib.html": [("class", "contextlib.AbstractAsyncContextManager")],
             "library/math.html": [("data", "math.inf")],
             "library/urllib.request.html": [("function", "urllib.request.getproxies")],
         },

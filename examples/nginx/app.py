@@ -4,12 +4,14 @@ Behind a proxy, ``websocket.remote_address`` is the proxy's address. The client'
 in ``X-Forwarded-For``, which the proxy appends to: trust only the last entry, the one
 your own proxy added (earlier entries come from the client and can be forged).
 
-Run it with ``python examples/nginx/app.py [--port 8765]``.
+Run it with ``python examples/nginx/app.py [--port 8765]``, once per port of the
+``upstream`` block. SIGTERM or Ctrl-C closes the connections with 1001 and stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 
 import anyio
 
@@ -39,9 +41,11 @@ async def handler(websocket: anyws.ServerConnection) -> None:
 
 
 async def main(port: int) -> None:
-    async with anyws.serve(handler, "127.0.0.1", port) as server:
-        print(f"listening on ws://127.0.0.1:{server.port}/", flush=True)
-        await server.serve_forever()
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyws.serve(handler, "127.0.0.1", port) as server:
+            print(f"listening on ws://127.0.0.1:{server.port}/", flush=True)
+            async for _ in signals:
+                break  # leaving serve() closes the connections with 1001: nginx passes it on
 
 
 if __name__ == "__main__":
