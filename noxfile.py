@@ -19,6 +19,9 @@ Sessions:
   others (see `dist`).
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
+- ``fuzz``: atheris (coverage-guided, libFuzzer) over the core's parsers, each target
+  for a fixed time (not run by default; see fuzzing/targets.py). ``nox -s fuzz --
+  headers 120`` runs one target for 120 s.
 - ``autobahn``: the Autobahn Testsuite against the anyws server and client, on asyncio
   and trio (not run by default; see compliance/README.md). Extra arguments go to
   ``compliance/run.py``: ``nox -s autobahn -- --backend trio --cases '6.*'``.
@@ -508,6 +511,33 @@ def bench(session: nox.Session) -> None:
         modules, args = (args[0],), args[1:]
     for module in modules:
         session.run("python", "-m", f"benchmarks.{module}", *args)
+
+
+#: The fuzz targets of fuzzing/targets.py, and how long `fuzz` runs each by default.
+FUZZ_TARGETS = ("frames", "frames_deflate", "http_request", "http_response", "headers")
+FUZZ_SECONDS = 30
+
+
+@nox.session(python=ONE_PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Fuzz the frame parser (with and without deflate), the HTTP parsers and the headers.
+
+    Each target of fuzzing/targets.py runs under atheris for ``FUZZ_SECONDS``; a
+    crash fails the session and leaves its input in ``fuzzing/crashes/TARGET/``
+    (see fuzzing/run.py). ``nox -s fuzz -- TARGET [SECONDS]`` runs one target.
+    """
+    _install_anyws(session, "atheris>=2.3")
+    targets: tuple[str, ...] = FUZZ_TARGETS
+    seconds = FUZZ_SECONDS
+    args = list(session.posargs)
+    if args and args[0] in FUZZ_TARGETS:
+        targets = (args.pop(0),)
+    if args:
+        seconds = int(args.pop(0))
+    for target in targets:
+        session.run(
+            "python", "fuzzing/run.py", target, f"-max_total_time={seconds}", "-print_final_stats=1"
+        )
 
 
 #: autobahntestsuite's wstest runs on Python 2.7 only: it gets an environment of its own,

@@ -155,9 +155,10 @@ class AsyncioEngine(TaskEngine):
         reading (backpressure); wakes the reader when the connection is closed.
         """
         inbox = self.inbox
-        if inbox.full and self.close_deadline == math.inf:
+        protocol = self._link.protocol
+        if protocol.paused or (inbox.full and self.close_deadline == math.inf):
             return False
-        if self._link._received(data) or inbox.full:
+        if self._link._received(data) or inbox.full or protocol.paused:
             # Closed: the reader ends. Or the queue just filled: wake the reader so
             # that it stops reading now, as it does after a read of its own, rather
             # than take (and answer the pings of) the next bytes that arrive.

@@ -100,6 +100,10 @@ T = TypeVar("T")
 #: The reason of the 1013 close of a connection that `broadcast` found too slow.
 SLOW_CONSUMER = "slow consumer"
 
+#: The reason of the 1008 close of a connection whose peer sends pings (or close
+#: frames) faster than it reads the replies: more than ``write_limit`` bytes of them wait.
+PING_FLOOD = "too many pings"
+
 
 class _Setting(Generic[T]):
     """A setting of the connection that lives in the part that uses it.
@@ -150,6 +154,7 @@ class Connection(TaskOwner, ObjectStreamFace):
         "_fragmenting",
         "_inbox",
         "_pings",
+        "_replies",
         "_send_lock",
         "debug",
         "id",
@@ -190,6 +195,9 @@ class Connection(TaskOwner, ObjectStreamFace):
         self.response: Response | None = None
 
         self._inbox = inbox = Inbox(max_queue, self)
+        # An upper bound of the bytes of replies to the peer's control frames (pongs,
+        # the close echo) that wait for the writer (see _flush_replies).
+        self._replies = 0
         self._engine = engine = make_engine(
             stream,
             self,
@@ -606,6 +614,30 @@ class Connection(TaskOwner, ObjectStreamFace):
         if output:
             self._engine.write(output)
 
+    def _flush_replies(self) -> None:
+        """Flush what parsing made the protocol queue (pongs, the close echo), bounded.
+
+        A peer that sends pings and never reads the pongs must not make us buffer
+        them without limit: when more than ``write_limit`` bytes of replies wait
+        for the writer, fail the connection with 1008 (policy violation: the
+        peer's behaviour, not an error of ours, which 1011 would say).
+        """
+        output = self.protocol.data_to_send()
+        if not output:
+            return
+        size = 0
+        for chunk in output:
+            size += len(chunk)
+        engine = self._engine
+        # What waits for the writer is an upper bound of the replies still waiting.
+        waiting = min(self._replies, engine.out_size)
+        engine.write(output)
+        self._replies = replies = min(waiting + size, engine.out_size)
+        if replies > engine.write_limit and self.protocol.state is State.OPEN:
+            if self.debug:
+                self.logger.debug("! %d bytes of replies waiting to be written", replies)
+            self._fail(1008, PING_FLOOD)
+
     async def _wait_drained(self) -> None:
         """Wait while more than ``write_limit`` bytes wait for the writer.
 
@@ -661,17 +693,21 @@ class Connection(TaskOwner, ObjectStreamFace):
         engine's reader: nothing to feed.)
         """
         protocol = self.protocol
+        inbox = self._inbox
         if data is None:
             protocol.receive_eof()
-        elif data:
-            protocol.receive_data(data)
-        pongs = self._inbox.put(protocol.events_received())
+        elif data or protocol.paused:
+            # No more messages than the queue has room for (the rest of the bytes
+            # wait in the protocol, not inflated); and while messages wait for
+            # recv(), a protocol violation waits for them (see Protocol.paused).
+            protocol.receive_data(data, max_messages=inbox.room, defer_failure=inbox.messages > 0)
+        pongs = inbox.put(protocol.events_received())
         if pongs is not None:
             for pong in pongs:
                 latency = self._pings.received(pong)
                 if latency is not None:
                     self.latency = latency
-        self._flush()
+        self._flush_replies()
         if protocol.state is State.CLOSED:
             return True
         self._closing_started()

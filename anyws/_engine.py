@@ -554,6 +554,7 @@ class TaskEngine:
 
     async def _run_reader(self) -> None:
         received = self._link._received
+        protocol = self._link.protocol
         inbox = self.inbox
         receive = self.receive
         cancelled = False
@@ -567,6 +568,16 @@ class TaskEngine:
                 if self._stopped:
                     scope.cancel()
                 while True:
+                    if protocol.paused:
+                        # The protocol stopped parsing with bytes left (see its
+                        # paused): go on when recv() took every message, so that
+                        # the application may answer them before a violation
+                        # fails the connection; at once while closing.
+                        if inbox.messages and self.close_deadline == math.inf:
+                            await inbox.wait_for_room()
+                        elif received(b""):
+                            break
+                        continue
                     if inbox.full and self.close_deadline == math.inf:
                         # Backpressure: stop reading until recv() catches up.
                         await inbox.wait_for_room()

@@ -61,4 +61,4 @@ async def receive_message(
             engine.record_error(exc)
             protocol.receive_eof()
         else:
-            protocol.receive_data(data)
+            protocol.receive_data(data, max_messages=inbox.room)

@@ -109,6 +109,12 @@ class Inbox:
         return pongs
 
     @property
+    def room(self) -> int | None:
+        """How many more messages the reader may parse now (at least one, for closing)."""
+        max_queue = self.max_queue
+        return None if max_queue is None else max(max_queue - self.messages, 1)
+
+    @property
     def full(self) -> bool:
         """Whether ``max_queue`` messages wait: the reader should stop reading."""
         max_queue = self.max_queue

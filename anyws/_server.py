@@ -356,20 +356,29 @@ class Server:
         assert task_group is not None
         # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
         accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
+        failing = False
         while True:
             try:
                 stream = await accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return  # The server is closing.
-            except OSError as exc:
-                if exc.errno in _ACCEPT_CAPACITY_ERRORS:
-                    # Out of file descriptors or memory: wait for some to free up,
-                    # as trio's serve_listeners does, rather than spin or stop.
-                    self.logger.error("accept failed, retrying in 100 ms: %s", exc)
-                    await anyio.sleep(0.1)
-                    continue
-                self.logger.error("accept failed; no longer accepting", exc_info=True)
-                return
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+                # anyio's trio listener wraps the OSError in a BrokenResourceError.
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if not isinstance(cause, OSError) or cause.errno not in _ACCEPT_CAPACITY_ERRORS:
+                    if not isinstance(exc, OSError):
+                        return  # The server is closing.
+                    self.logger.error("accept failed; no longer accepting", exc_info=True)
+                    return
+                # Out of file descriptors or memory: wait for some to free up,
+                # as trio's serve_listeners does, rather than spin or stop.
+                # Logged once per outage, not once per retry.
+                if not failing:
+                    failing = True
+                    self.logger.error("accept failed, retrying every 100 ms: %s", cause)
+                await anyio.sleep(0.1)
+                continue
+            if failing:
+                failing = False
+                self.logger.warning("accepting connections again")
             task_group.start_soon(self._handle, stream)
 
     async def _handle(self, stream: anyio.abc.AnyByteStream) -> None:

@@ -90,7 +90,7 @@ DEFAULT_CASES = [f"{group}.*" for group in GROUPS if group not in ("12", "13")] 
 #: endpoint closed) or FAILED BY CLIENT (wstest, as the client, had to close TCP).
 BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 #: What fails the run: in ``behavior`` or in ``behaviorClose``.
-FATAL = frozenset({"FAILED", "UNCLEAN", "WRONG CODE"})
+FATAL = frozenset({"FAILED", "NON-STRICT", "UNCLEAN", "WRONG CODE"})
 
 #: How long a testee or wstest gets to listen, and to exit once told to stop.
 START_TIMEOUT = 60.0
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = (
         f"FAILED: {fatal} failing or missing cases, {len(broken)} broken runs"
         if fatal or broken
-        else "PASSED: no case FAILED, UNCLEAN or WRONG CODE, none missing"
+        else "PASSED: no case FAILED, NON-STRICT, UNCLEAN or WRONG CODE, none missing"
     )
     lines.append(f"**{verdict}**")
     text = "\n".join(lines) + "\n"

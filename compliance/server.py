@@ -37,7 +37,8 @@ async def main(host: str, port: int) -> None:
         port,
         max_size=MAX_SIZE,
         # Messages of 4 MiB in 64-byte fragments (9.3.1, 9.4.1) are 65,536 frames:
-        # max_queue counts whole messages, so it doesn't limit them.
+        # max_queue counts whole messages, so it doesn't limit them, and MAX_SIZE
+        # allows max(4096, MAX_SIZE / 256) = 131,072 frames per message.
         # Unsolicited keepalive pings would be unexpected frames in a case's wire log.
         ping_interval=None,
         # permessage-deflate with serve()'s defaults (compression="deflate"), which

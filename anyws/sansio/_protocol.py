@@ -25,6 +25,22 @@ complete, so a header announcing 2**63 bytes fails before any payload arrives,
 and text is validated as its bytes arrive, so invalid UTF-8 fails the
 connection at the fragment (or chunk) where it appears.
 
+Memory. What the parser holds is bounded by its inputs: a message may have at
+most `max_fragments` frames (1009 "too many fragments" beyond), so the objects of
+a message in progress cost at most about ``max_fragments * 150`` bytes on top of
+its ``max_size``. With ``max_messages``, `receive_data` stops after that many
+whole messages and leaves the rest of the bytes buffered, not inflated: many
+compressed messages in one read cannot make more than ``max_messages`` messages
+at once. It also stops after `CONTROL_FRAMES_PER_PARSE` control frames, so that a
+read full of pings makes a bounded number of events and pongs at a time.
+
+Strict conformance. When a protocol violation follows valid frames in the same
+input, the protocol parses up to the violation, hands out the events before it,
+and pauses (`paused`); the connection fails on the next `receive_data` (or
+`receive_eof`). That gives the I/O layer a chance to deliver those messages and
+let the application answer them before the close frame goes out, as section
+7.1.7 and the Autobahn Testsuite's strict results expect.
+
 Every state transition goes through the `state` setter, which logs it.
 """
 
@@ -35,7 +51,7 @@ import enum
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ..exceptions import (
     ConnectionClosed,
@@ -99,6 +115,26 @@ _CLOSE, _PING, _PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
 #: Frames whose payload exceeds this are sliced through a memoryview rather than copied twice.
 _MEMORYVIEW_THRESHOLD = 4096
 
+#: `Protocol.receive_data` stops after this many control frames (and `paused` is set):
+#: a read full of pings makes at most this many events and pongs at a time.
+CONTROL_FRAMES_PER_PARSE = 1024
+
+#: The smallest default of `Protocol.max_fragments` (websockets' figure).
+MIN_MAX_FRAGMENTS = 4096
+
+
+def default_max_fragments(max_size: int | None) -> int | None:
+    """The default bound on the frames of a message: ``max(4096, max_size // 256)``.
+
+    A message of ``max_size`` bytes may always arrive in fragments of 256 bytes, and
+    the objects of the fragments (about 150 bytes each) never cost much more than
+    half of ``max_size``. ``None`` (no ``max_size``) gives no bound.
+    """
+    if max_size is None:
+        return None
+    return max(MIN_MAX_FRAGMENTS, max_size // 256)
+
+
 #: Masking keys are drawn from os.urandom in batches: one system call per 1024 frames
 #: instead of one per frame (RFC 6455, section 5.3: keys must be unpredictable).
 _MASK_POOL_SIZE = 4096
@@ -130,6 +166,11 @@ class Protocol:
             with 1009 as soon as its size is known, before it is buffered whole.
         extensions: Negotiated extensions, when the handshake happened elsewhere.
         logger: Where to log; the debug level logs a line per frame.
+        max_fragments: The most frames a message may have; a message with more
+            fails the connection with 1009 ("too many fragments") as soon as the
+            header of the frame beyond the limit arrives. By default
+            ``max(4096, max_size // 256)`` (websockets stops at 4,096); ``None``
+            for no limit.
     """
 
     def __init__(
@@ -140,6 +181,7 @@ class Protocol:
         max_size: int | None = 2**20,
         extensions: Sequence[Extension] | None = None,
         logger: LoggerLike | None = None,
+        max_fragments: int | Literal["default"] | None = "default",
     ) -> None:
         self.side = side
         if logger is None:
@@ -151,6 +193,10 @@ class Protocol:
         if self.debug:
             logger.debug("= connection is %s", state.name)
         self.max_size = max_size
+        #: The most frames a message may have (``None``: no limit).
+        self.max_fragments = (
+            default_max_fragments(max_size) if max_fragments == "default" else max_fragments
+        )
         #: Negotiated extensions, in the order they apply on the way out.
         self.extensions: list[Extension] = list(extensions or ())
 
@@ -185,6 +231,11 @@ class Protocol:
         # The message being received: its opcode (TEXT or BINARY) while fragmented.
         self._msg_opcode: Opcode | None = None
         self._msg_size = 0
+        self._msg_fragments = 0
+        # A peer fault found after valid events of the same input: applied on the
+        # next receive_data() or receive_eof(), once those events were handled.
+        self._deferred: _Failure | None = None
+        self._paused = False
         self._msg_decoder: codecs.IncrementalDecoder | None = None
         # Bytes of the payload of the frame at the head of the buffer that were
         # already fed to the text decoder while the frame was incomplete.
@@ -248,22 +299,58 @@ class Protocol:
 
     # Input ------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes read from the transport.
+    @property
+    def paused(self) -> bool:
+        """Whether the last `receive_data` stopped parsing with input left to process.
 
-        Afterwards, call `events_received` and `data_to_send`, and check
-        `close_expected`. Data received after the end of the stream, after a close
-        frame, or after the connection failed is ignored.
+        That happens after ``max_messages`` whole messages, after
+        1,024 control frames, and before a protocol violation
+        that follows valid frames. Handle the events received, then call
+        `receive_data` again (``b""`` will do) to go on; until then, the bytes wait
+        in the protocol's buffer as they arrived (not inflated).
+        """
+        # Failing the connection (fail()) stops input, pause or not.
+        return self._paused and not self._discarding
+
+    def receive_data(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        max_messages: int | None = None,
+        defer_failure: bool = False,
+    ) -> None:
+        """Feed bytes read from the transport, and parse what can be parsed.
+
+        Afterwards, call `events_received` and `data_to_send`, check
+        `close_expected`, and check `paused`. Data received after the end of the
+        stream, after a close frame, or after the connection failed is ignored.
+
+        Args:
+            data: The bytes; ``b""`` only resumes parsing (see `paused`).
+            max_messages: Stop parsing after this many whole data messages
+                (``None``: no limit). An I/O layer passes the room left in its
+                queue, so that a burst of compressed messages is not inflated
+                before there is room for it.
+            defer_failure: Pause before a protocol violation even when nothing
+                precedes it in ``data``: the caller still has messages to deliver,
+                which the application may answer before the connection fails.
         """
         if self._discarding or self.eof_rcvd:
             return
         self.bytes_received += len(data)
-        self._buffer += data
+        self._paused = False
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            self._fail_parsing(deferred.code, deferred.exc)
+            return
+        if data:
+            self._buffer += data
         if self._state is CONNECTING:
             self._receive_handshake()
             if self._state is CONNECTING or self._discarding:
                 return
-        self._parse_frames()
+        self._parse_frames(max_messages, defer_failure)
 
     def receive_eof(self) -> None:
         """Tell the protocol that the transport reached the end of the stream.
@@ -274,6 +361,11 @@ class Protocol:
         """
         if self.eof_rcvd:
             return
+        self._paused = False
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            self._fail_parsing(deferred.code, deferred.exc)
         self.eof_rcvd = True
         if self._state is CONNECTING:
             self._receive_handshake_eof()
@@ -481,16 +573,26 @@ class Protocol:
 
     # Parsing ----------------------------------------------------------------
 
-    def _parse_frames(self) -> None:
+    def _parse_frames(self, max_messages: int | None, defer_failure: bool = False) -> None:
         buffer = self._buffer
         size = len(buffer)
         pos = 0
         expect_mask = self.side is SERVER
         extensions = self.extensions
         max_size = self.max_size
+        max_fragments = self.max_fragments
         events = self._events
+        events_before = len(events)
+        messages = 0
+        controls = 0
         try:
             while size - pos >= 2:
+                if max_messages is not None and messages >= max_messages:
+                    self._paused = True
+                    break
+                if controls >= CONTROL_FRAMES_PER_PARSE:
+                    self._paused = True
+                    break
                 head = buffer[pos]
                 second = buffer[pos + 1]
                 length = second & 0x7F
@@ -528,6 +630,8 @@ class Protocol:
                         if self._msg_opcode is None:
                             raise _Failure(1002, ProtocolError("unexpected continuation frame"))
                         total = self._msg_size + length
+                        if max_fragments is not None and self._msg_fragments >= max_fragments:
+                            raise _Failure(1009, ProtocolError("too many fragments"))
                     else:
                         if self._msg_opcode is not None:
                             raise _Failure(1002, ProtocolError("expected a continuation frame"))
@@ -563,14 +667,17 @@ class Protocol:
                         data = apply_mask(buffer[start:end], buffer[start - 4 : start])
                 else:
                     data = bytes(buffer[start:end])
-                pos = end
                 if opcode >= 8:
                     self._receive_control_frame(
                         _new_frame(Frame, (opcode, data, True, False, False, False))
                     )
+                    pos = end
                     if self._discarding:
                         return
-                elif fin and opcode is not _CONT and not extensions and self._msg_decoder is None:
+                    controls += 1
+                    continue
+                pos = end
+                if fin and opcode is not _CONT and not extensions and self._msg_decoder is None:
                     # The fast path: a whole message in one frame.
                     if opcode is _TEXT:
                         try:
@@ -590,7 +697,16 @@ class Protocol:
                             (opcode, data, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0),
                         )
                     )
+                if fin:
+                    messages += 1
         except _Failure as failure:
+            if defer_failure or ((messages or controls) and len(events) > events_before):
+                # Whole messages or control frames precede the fault: let them
+                # be handled (and answered) first.
+                self._deferred = failure
+                self._paused = True
+                self._buffer.clear()
+                return
             self._fail_parsing(failure.code, failure.exc)
             return
         if pos:
@@ -622,6 +738,7 @@ class Protocol:
         validated, self._validated = self._validated, 0
         if opcode is _CONT:
             self._msg_size += len(data)
+            self._msg_fragments += 1
             if self.extensions and self.max_size is not None and self._msg_size > self.max_size:
                 raise _Failure(1009, PayloadTooBig(self._msg_size, self.max_size))
             if self._msg_opcode is _TEXT:
@@ -644,6 +761,7 @@ class Protocol:
             if not fin:
                 self._msg_opcode = opcode
                 self._msg_size = len(data)
+                self._msg_fragments = 1
             elif self._msg_decoder is not None:
                 self._msg_decoder = None
         if self.debug:

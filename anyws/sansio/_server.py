@@ -167,7 +167,7 @@ class ServerProtocol(Protocol):
             self.extensions = self._accepted_extensions
             self.state = OPEN
             if self._buffer:
-                self._parse_frames()
+                self._parse_frames(None)
         else:
             if self.handshake_exc is None:
                 self.handshake_exc = InvalidStatus(response)

@@ -38,6 +38,8 @@ def feed(protocol: Protocol, chunks: Iterable[bytes]) -> list[Frame]:
             protocol.receive_eof()
         else:
             protocol.receive_data(chunk)
+        while protocol.paused:
+            protocol.receive_data(b"")
     return [event for event in protocol.events_received() if isinstance(event, Frame)]
 
 
@@ -50,6 +52,8 @@ def sent_frames(protocol: Protocol) -> list[Frame | None]:
             result.append(None)
         else:
             peer.receive_data(chunk)
+            while peer.paused:
+                peer.receive_data(b"")
             result.extend(e for e in peer.events_received() if isinstance(e, Frame))
     return result
 
