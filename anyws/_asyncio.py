@@ -28,14 +28,17 @@ drops bytes a ``send()`` returned for; errors are `anyio.EndOfStream`,
 It works on any asyncio event loop that supports buffered protocols, uvloop
 included. Only public asyncio and anyio interfaces are used.
 
-`connect` and `serve` choose it by themselves on asyncio, for TCP: `adopt` moves a
-freshly connected anyio stream onto it, `accept` accepts from an anyio listener's
-socket. Any other anyio stream still works as before.
+`connect` and `serve` choose it by themselves on asyncio, for TCP: `connect_tcp`
+connects to an IP address with the event loop's own ``create_connection`` (a host
+name goes through anyio's ``connect_tcp``, for its Happy Eyeballs, and `adopt` then
+moves the stream onto it), `accept` accepts from an anyio listener's socket. Any
+other anyio stream still works as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
@@ -55,6 +58,7 @@ __all__ = [
     "accept_function",
     "adopt",
     "close_forcefully",
+    "connect_tcp",
     "running_loop",
 ]
 
@@ -488,6 +492,42 @@ async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         new.abort()
         raise
     return new
+
+
+async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
+    """`anyio.connect_tcp`, on `AsyncioStream` on asyncio.
+
+    To an IP address, the event loop connects with ``create_connection`` and the
+    stream's protocol gets the socket at once: no anyio stream first, no
+    duplicated descriptor (`adopt`), one registration with the loop. A host name
+    goes through `anyio.connect_tcp` (Happy Eyeballs over its addresses) and
+    `adopt`. Elsewhere (trio), `anyio.connect_tcp`.
+
+    Raises:
+        OSError: The connection failed: ``"All connection attempts failed"``
+            with the error as ``__cause__``, as `anyio.connect_tcp` raises.
+
+    Cancellation closes the socket.
+    """
+    loop = running_loop()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        loop = None
+    if loop is None:
+        return await adopt(await anyio.connect_tcp(host, port))
+    try:
+        transport, protocol = await loop.create_connection(lambda: _Protocol(loop), host, port)
+    except OSError as exc:
+        raise OSError("All connection attempts failed") from exc
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # As anyio does (asyncio's transport does it too; uvloop's may not).
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover
+            pass
+    return AsyncioStream(cast(asyncio.Transport, transport), protocol)
 
 
 def accept_function(
