@@ -122,6 +122,25 @@ class Waiter(asyncio.Future[None]):
 class _Protocol(asyncio.BufferedProtocol):
     """Collects what the socket delivers, and wakes the one waiting reader or writer."""
 
+    # Slots: one per connection (asyncio's protocols have slots: no __dict__ at all).
+    __slots__ = (
+        "loop",
+        "buffer",
+        "transport",
+        "chunks",
+        "size",
+        "reading_paused",
+        "writing_paused",
+        "eof",
+        "lost",
+        "exc",
+        "read_waiter",
+        "write_waiter",
+        "consumer",
+        "interrupted",
+        "burst",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.buffer = _read_buffer(loop)
@@ -206,6 +225,8 @@ class _Protocol(asyncio.BufferedProtocol):
 
 class _ServerProtocol(_Protocol):
     """A `_Protocol` of a `NativeServer`: hands its stream over once connected."""
+
+    __slots__ = ("server",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, server: NativeServer) -> None:
         super().__init__(loop)

@@ -383,7 +383,9 @@ class Server:
                 native.close()
 
     async def _accept_loop(
-        self, accept: Callable[[], Awaitable[anyio.abc.AnyByteStream]], task_group: anyio.abc.TaskGroup
+        self,
+        accept: Callable[[], Awaitable[anyio.abc.AnyByteStream]],
+        task_group: anyio.abc.TaskGroup,
     ) -> None:
         while True:
             try:

@@ -484,9 +484,7 @@ IMPLS = {
             ("trio-websocket", "wsproto"),
         ),
         Impl("aiohttp", "asyncio", serve_aiohttp, connect_aiohttp, ("aiohttp",), ("aiohttp",)),
-        Impl(
-            "picows", "asyncio", serve_picows, connect_picows, ("picows",), ("picows",)
-        ),
+        Impl("picows", "asyncio", serve_picows, connect_picows, ("picows",), ("picows",)),
         Impl("raw-asyncio", "asyncio", serve_raw, connect_raw, (), ("anyio",)),
         Impl("raw-uvloop", "asyncio+uvloop", serve_raw, connect_raw, ("uvloop",), ("anyio",)),
         Impl("raw-trio", "trio", serve_raw, connect_raw, ("trio",), ("anyio", "trio")),
@@ -616,9 +614,7 @@ async def workload_large(ctx: Context) -> dict[str, Any]:
         await send(payload)  # warm-up
         check(await recv(), size)
         # A token per message in flight: the sender blocks while ``window`` are.
-        in_flight_send, in_flight_receive = anyio.create_memory_object_stream[None](
-            window or count
-        )
+        in_flight_send, in_flight_receive = anyio.create_memory_object_stream[None](window or count)
         last: list[Any] = []
 
         async def reader() -> None:

@@ -40,6 +40,19 @@ class ClientProtocol(Protocol):
         logger: As for `Protocol`.
     """
 
+    # Slots, as `Protocol`.
+    __slots__ = (
+        "uri",
+        "origin",
+        "available_extensions",
+        "available_subprotocols",
+        "key",
+        "request",
+        "response",
+        "subprotocol",
+        "_scanned",
+    )
+
     def __init__(
         self,
         uri: WebSocketURI | str,

@@ -56,6 +56,19 @@ class ServerProtocol(Protocol):
         logger: As for `Protocol`.
     """
 
+    # Slots, as `Protocol`.
+    __slots__ = (
+        "origins",
+        "available_extensions",
+        "available_subprotocols",
+        "select_subprotocol",
+        "request",
+        "response",
+        "subprotocol",
+        "_accepted_extensions",
+        "_scanned",
+    )
+
     def __init__(
         self,
         *,
