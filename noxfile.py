@@ -10,6 +10,11 @@ Sessions:
 - ``lint``: ``ruff check`` and ``ruff format --check``.
 - ``typecheck``: ``mypy --strict`` on ``anyws/``, ``examples/`` and this file.
 - ``docs``: the Sphinx site into ``docs/_build/html``, with warnings as errors.
+- ``dist``: builds the sdist, the pure-Python wheel and this platform's wheel into
+  ``dist/``, checks them (``twine check --strict``, their contents, cibuildwheel's
+  configuration), and runs the tests against each one installed in a fresh virtual
+  environment: the whole suite against the platform wheel, a smoke subset against the
+  others (see `dist`).
 - ``bench``: ``python -m benchmarks.core``, then ``python -m benchmarks.e2e`` (not run
   by default). ``nox -s bench -- e2e --quick`` runs one of them, with those arguments.
 - ``autobahn``: the Autobahn Testsuite against the anyws server and client, on asyncio
@@ -270,6 +275,188 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
     )
     session.log(f"built {ROOT / 'docs' / '_build' / 'html' / 'index.html'}")
+
+
+#: What `dist` runs against the pure-Python wheel and the sdist: masking (the path each
+#: one has), the public names, the layering, the metadata, and the CLI with its console
+#: script, on every backend. That proves each artifact complete and installable; the
+#: code they share with the platform wheel gets the whole suite there, and the pure
+#: masking path gets it in ``tests_no_speedups``.
+DIST_SMOKE_TESTS = (
+    "tests/sansio/test_mask.py",
+    "tests/test_exports.py",
+    "tests/test_layering.py",
+    "tests/test_distribution.py",
+    "tests/test_main.py",
+    "tests/test_main_terminal.py",
+)
+
+
+#: The cibuildwheel that checks the configuration here and builds the wheels in
+#: .github/workflows/release.yml (tests/test_distribution.py keeps the two equal).
+CIBUILDWHEEL = "cibuildwheel==4.3.5"
+
+
+def _one(directory: Path, pattern: str) -> Path:
+    found = sorted(directory.glob(pattern))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one {pattern} in {directory}, found {found}")
+    return found[0]
+
+
+def _check_contents(session: nox.Session, sdist: Path, pure: Path, platform: Path) -> None:
+    """Check what each artifact holds, beyond what twine checks."""
+    import tarfile
+    import zipfile
+
+    with tarfile.open(sdist) as archive:
+        top = sdist.name.removesuffix(".tar.gz")
+        names = {name.removeprefix(f"{top}/") for name in archive.getnames()}
+    required = {
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "LICENSE",
+        "anyws/sansio/_speedups.c",
+        "tests/conftest.py",
+        "tests/sansio/__init__.py",
+        "examples/README.md",
+        "docs/conf.py",
+    }
+    if missing := sorted(required - names):
+        session.error(f"{sdist.name} lacks {', '.join(missing)}")
+    if built := sorted(name for name in names if name.endswith((".so", ".pyd", ".pyc"))):
+        session.error(f"{sdist.name} holds build products: {', '.join(built)}")
+    for wheel, compiled in ((pure, False), (platform, True)):
+        with zipfile.ZipFile(wheel) as archive:
+            names = set(archive.namelist())
+            entry_points = next(
+                archive.read(name).decode() for name in names if name.endswith("entry_points.txt")
+            )
+        has_extension = any(
+            n.startswith("anyws/sansio/_speedups.") and n.endswith((".so", ".pyd")) for n in names
+        )
+        if has_extension != compiled:
+            session.error(f"{wheel.name}: has the C extension: {has_extension}, not {compiled}")
+        if sources := sorted(n for n in names if n.endswith(".c")):
+            session.error(f"{wheel.name} holds C sources: {', '.join(sources)}")
+        if "anyws = anyws._cli:main" not in entry_points:
+            session.error(f"{wheel.name} has no anyws console script")
+        if "anyws/py.typed" not in names:
+            session.error(f"{wheel.name} lacks anyws/py.typed")
+
+
+@nox.session(python=ONE_PYTHON)
+def dist(session: nox.Session) -> None:
+    """Build the sdist and wheels into dist/, check them, and test each one installed.
+
+    Builds the sdist, then from it (as pip and cibuildwheel do) a pure-Python
+    ``py3-none-any`` wheel (``ANYWS_NO_EXTENSION=1``) and this platform's wheel with
+    the C extension (``ANYWS_REQUIRE_EXTENSION=1``; the manylinux, musllinux, macOS
+    and Windows ones are cibuildwheel's, in .github/workflows/release.yml). Checks
+    them with ``twine check --strict`` and their contents, and cibuildwheel's
+    configuration. Then installs each into a fresh virtual environment and runs the
+    tests of the unpacked sdist, its ``anyws/`` removed, against the installed
+    package, on every backend: the whole suite against the platform wheel,
+    `DIST_SMOKE_TESTS` against the others (what differs between them is how they are
+    built, not the code). Extra arguments go to each pytest run.
+    """
+    session.install("uv", "twine", CIBUILDWHEEL)
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    work = Path(session.create_tmp()).resolve() / "dist"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    session.run("uv", "build", "--quiet", "--sdist", "--out-dir", str(out), str(ROOT))
+    sdist = _one(out, "anyws-*.tar.gz")
+    pure_dir, platform_dir = work / "pure", work / "platform"
+    session.run(
+        "uv",
+        "build",
+        "--quiet",
+        "--wheel",
+        "--out-dir",
+        str(pure_dir),
+        str(sdist),
+        env={"ANYWS_NO_EXTENSION": "1"},
+    )
+    session.run(
+        "uv",
+        "build",
+        "--quiet",
+        "--wheel",
+        "--out-dir",
+        str(platform_dir),
+        str(sdist),
+        env={"ANYWS_REQUIRE_EXTENSION": "1"},
+    )
+    pure = Path(shutil.copy(_one(pure_dir, "anyws-*-py3-none-any.whl"), out))
+    platform = Path(shutil.copy(_one(platform_dir, "anyws-*-cp3*-cp3*-*.whl"), out))
+    session.run("twine", "check", "--strict", str(sdist), str(pure), str(platform))
+    _check_contents(session, sdist, pure, platform)
+    for target in ("linux", "macos", "windows"):
+        # Prints the wheels that cibuildwheel would build; no Docker needed for that.
+        session.run("cibuildwheel", "--print-build-identifiers", "--platform", target, str(ROOT))
+
+    source = work / "src"
+    shutil.unpack_archive(sdist, work)
+    (work / sdist.name.removesuffix(".tar.gz")).rename(source)
+    shutil.rmtree(source / "anyws")  # the tests must import the installed package
+    test_requirements = _requirements("test")
+    python = session.virtualenv.location  # its interpreter makes the new environments
+    runs: list[tuple[str, Path, tuple[str, ...]]] = [
+        ("platform-wheel", platform, ()),  # () runs the whole suite
+        ("pure-wheel", pure, DIST_SMOKE_TESTS),
+        ("sdist", sdist, DIST_SMOKE_TESTS),
+    ]
+    for name, artifact, tests in runs:
+        venv = work / f"venv-{name}"
+        session.run(
+            "uv", "venv", "--quiet", "--python", str(Path(python) / "bin" / "python"), str(venv)
+        )
+        bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(bin_dir / "python"),
+            str(artifact),
+            *test_requirements,
+            env={"ANYWS_REQUIRE_EXTENSION": "1"},  # for the sdist
+        )
+        compiled = artifact is not pure
+        # From the tests' directory, which has no anyws/: the working directory is on
+        # sys.path for `python -c`, and the source tree's anyws must not be found.
+        with session.chdir(source):
+            session.run(
+                str(bin_dir / "python"),
+                "-c",
+                "import importlib.util, sys; "
+                "found = importlib.util.find_spec('anyws.sansio._speedups') is not None; "
+                f"sys.exit(None if found == {compiled} else 'C extension found: %s' % found)",
+                external=True,
+            )
+            version = session.run(str(bin_dir / "anyws"), "--version", external=True, silent=True)
+            session.log(f"{name}: {str(version).strip()}")
+            session.run(
+                str(bin_dir / "pytest"),
+                "-p",
+                "no:cacheprovider",
+                *tests,
+                *session.posargs,
+                external=True,
+                env={
+                    "ANYWS_TESTS_INSTALLED": "1",
+                    "ANYWS_TESTS_REQUIRE_BACKENDS": ALL_BACKENDS,
+                    # The pure wheel has no extension, on purpose: under CI, the tests
+                    # would otherwise require it (tests/sansio/test_mask.py).
+                    **({} if compiled else {"ANYWS_NO_SPEEDUPS": "1"}),
+                },
+            )
+    session.log(f"built and tested: {', '.join(p.name for p in (sdist, pure, platform))}")
 
 
 BENCHMARKS = ("core", "e2e")

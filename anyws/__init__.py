@@ -21,6 +21,7 @@ from ._routing import route as route
 from ._server import Server as Server, ServerConnection as ServerConnection, serve as serve
 from ._stats import ServerStats as ServerStats
 from ._unix import unix_connect as unix_connect, unix_serve as unix_serve
+from ._version import __version__ as __version__
 from .exceptions import (
     ConcurrencyError as ConcurrencyError,
     ConnectionClosed as ConnectionClosed,

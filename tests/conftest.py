@@ -51,6 +51,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -101,6 +102,12 @@ def _autojump_backend() -> Backend:
     return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    import anyws
+
+    return f"anyws {anyws.__version__} from {Path(anyws.__file__).parent}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -112,6 +119,14 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in os.environ.get("ANYWS_TESTS_REQUIRE_BACKENDS", "").split(",")
         if name.strip()
     ]
+    if os.environ.get("ANYWS_TESTS_INSTALLED"):
+        # nox -s dist: the tests must exercise the installed distribution, not a
+        # source tree that happens to be on sys.path.
+        import anyws
+
+        package = Path(anyws.__file__).resolve()
+        if Path(config.rootpath).resolve() in package.parents:
+            raise pytest.UsageError(f"ANYWS_TESTS_INSTALLED is set, but anyws is {package}")
     if missing := [name for name in required if name not in BACKENDS]:
         raise pytest.UsageError(
             f"ANYWS_TESTS_REQUIRE_BACKENDS asks for {', '.join(missing)}, which didn't import "

@@ -15,6 +15,7 @@ import inspect
 import re
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -29,7 +30,7 @@ from anyws.sansio.extensions import (
 from tests.sansio.test_permessage_deflate import deliver, message, negotiate, parse_wire, take
 from tests.test_client_server import echo
 from tests.test_docs_snippets import alice
-from tests.test_examples_content import EXAMPLES, ROOT, TIMEOUT, http_get, load, uri
+from tests.test_examples_content import EXAMPLES, TIMEOUT, http_get, load, uri
 
 
 #: The example files, by path under examples/ (as `test_every_example_is_run` wants).
@@ -95,7 +96,9 @@ def docstring_blocks() -> Iterator[tuple[str, str]]:
     String statements are the docstrings of modules, classes and functions, and those
     of attributes (a string after an assignment, which autodoc shows too).
     """
-    for path in sorted((ROOT / "anyws").rglob("*.py")):
+    # The package under test, which is the source tree or an installed distribution.
+    package = Path(anyws.__file__).parent
+    for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (
                 isinstance(node, ast.Expr)
@@ -103,7 +106,7 @@ def docstring_blocks() -> Iterator[tuple[str, str]]:
                 and isinstance(node.value.value, str)
             ):
                 for block in literal_blocks(inspect.cleandoc(node.value.value)):
-                    yield path.relative_to(ROOT).as_posix(), block
+                    yield path.relative_to(package.parent).as_posix(), block
 
 
 def regions() -> dict[str, str]:

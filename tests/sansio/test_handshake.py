@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import base64
 import http
-import pathlib
+import importlib.metadata
 import re
 from collections.abc import Callable, Sequence
 
 import pytest
 
+import anyws
 from anyws.exceptions import (
     InvalidHeader,
     InvalidHeaderFormat,
@@ -194,11 +195,19 @@ def test_generate_key() -> None:
         assert len(base64.b64decode(key, validate=True)) == 16
 
 
-def test_version_matches_pyproject() -> None:
-    pyproject = pathlib.Path(__file__).parents[2] / "pyproject.toml"
-    match = re.search(r'^version = "([^"]+)"$', pyproject.read_text(), re.MULTILINE)
-    assert match is not None
-    assert match.group(1) == VERSION
+def test_version_is_the_package_version() -> None:
+    """The User-Agent's version (the core can't import anyws) is ``anyws.__version__``."""
+    assert anyws.__version__ == VERSION
+    assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", VERSION)
+
+
+def test_version_is_the_installed_version() -> None:
+    """The metadata of the distribution installed (if any) has ``anyws.__version__``."""
+    try:
+        installed = importlib.metadata.version("anyws")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("anyws isn't installed, only on sys.path")
+    assert installed == anyws.__version__
 
 
 def test_user_agent() -> None:
