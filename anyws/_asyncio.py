@@ -124,21 +124,21 @@ class _Protocol(asyncio.BufferedProtocol):
 
     # Slots: one per connection (asyncio's protocols have slots: no __dict__ at all).
     __slots__ = (
-        "loop",
         "buffer",
-        "transport",
-        "chunks",
-        "size",
-        "reading_paused",
-        "writing_paused",
-        "eof",
-        "lost",
-        "exc",
-        "read_waiter",
-        "write_waiter",
-        "consumer",
-        "interrupted",
         "burst",
+        "chunks",
+        "consumer",
+        "eof",
+        "exc",
+        "interrupted",
+        "loop",
+        "lost",
+        "read_waiter",
+        "reading_paused",
+        "size",
+        "transport",
+        "write_waiter",
+        "writing_paused",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -235,7 +235,8 @@ class _ServerProtocol(_Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         server, self.server = self.server, None
-        assert server is not None and self.transport is not None
+        assert server is not None
+        assert self.transport is not None
         _set_nodelay(self.transport)
         server._accepted(AsyncioStream(self.transport, self))
 
@@ -572,7 +573,7 @@ async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
     except OSError as exc:
         raise OSError("All connection attempts failed") from exc
     _set_nodelay(transport)
-    return AsyncioStream(cast(asyncio.Transport, transport), protocol)
+    return AsyncioStream(transport, protocol)
 
 
 class NativeServer:

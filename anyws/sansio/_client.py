@@ -42,15 +42,15 @@ class ClientProtocol(Protocol):
 
     # Slots, as `Protocol`.
     __slots__ = (
-        "uri",
-        "origin",
+        "_scanned",
         "available_extensions",
         "available_subprotocols",
         "key",
+        "origin",
         "request",
         "response",
         "subprotocol",
-        "_scanned",
+        "uri",
     )
 
     def __init__(

@@ -58,15 +58,15 @@ class ServerProtocol(Protocol):
 
     # Slots, as `Protocol`.
     __slots__ = (
-        "origins",
-        "available_extensions",
-        "available_subprotocols",
-        "select_subprotocol",
-        "request",
-        "response",
-        "subprotocol",
         "_accepted_extensions",
         "_scanned",
+        "available_extensions",
+        "available_subprotocols",
+        "origins",
+        "request",
+        "response",
+        "select_subprotocol",
+        "subprotocol",
     )
 
     def __init__(
