@@ -28,17 +28,23 @@ drops bytes a ``send()`` returned for; errors are `anyio.EndOfStream`,
 It works on any asyncio event loop that supports buffered protocols, uvloop
 included. Only public asyncio and anyio interfaces are used.
 
-`connect` and `serve` choose it by themselves on asyncio, for TCP: `adopt` moves a
-freshly connected anyio stream onto it, `accept` accepts from an anyio listener's
-socket. Any other anyio stream still works as before.
+`connect` and `serve` choose it by themselves on asyncio, for TCP: `connect_tcp`
+connects to an IP address with the event loop's own ``create_connection`` (a host
+name goes through anyio's ``connect_tcp``, for its Happy Eyeballs, and `adopt` then
+moves the stream onto it); `serve_natively` serves an anyio listener's socket with
+the event loop's own server (``create_server``), and `accept_function` accepts
+from it in a task where that can't be used. Any other anyio stream still works as
+before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 from weakref import WeakKeyDictionary
@@ -48,14 +54,19 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
+from ._tcp import connect_tcp as tcp_connect
+
 
 __all__ = [
     "AsyncioStream",
+    "NativeServer",
     "Waiter",
     "accept_function",
     "adopt",
     "close_forcefully",
+    "connect_tcp",
     "running_loop",
+    "serve_natively",
 ]
 
 #: Bytes read per system call, into the event loop's buffer.
@@ -112,6 +123,25 @@ class Waiter(asyncio.Future[None]):
 
 class _Protocol(asyncio.BufferedProtocol):
     """Collects what the socket delivers, and wakes the one waiting reader or writer."""
+
+    # Slots: one per connection (asyncio's protocols have slots: no __dict__ at all).
+    __slots__ = (
+        "buffer",
+        "burst",
+        "chunks",
+        "consumer",
+        "eof",
+        "exc",
+        "interrupted",
+        "loop",
+        "lost",
+        "read_waiter",
+        "reading_paused",
+        "size",
+        "transport",
+        "write_waiter",
+        "writing_paused",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -193,6 +223,34 @@ class _Protocol(asyncio.BufferedProtocol):
             self.write_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+
+class _ServerProtocol(_Protocol):
+    """A `_Protocol` of a `NativeServer`: hands its stream over once connected."""
+
+    __slots__ = ("server",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: NativeServer) -> None:
+        super().__init__(loop)
+        self.server: NativeServer | None = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        server, self.server = self.server, None
+        assert server is not None
+        assert self.transport is not None
+        _set_nodelay(self.transport)
+        server._accepted(AsyncioStream(self.transport, self))
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """As anyio does (asyncio's transports do it too; uvloop's may not)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover
+            pass
 
 
 class AsyncioStream(anyio.abc.ByteStream):
@@ -498,6 +556,120 @@ async def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
         new.abort()
         raise
     return new
+
+
+async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
+    """`anyws._tcp.connect_tcp`, on `AsyncioStream` on asyncio.
+
+    To an IP address, the event loop connects with ``create_connection`` and the
+    stream's protocol gets the socket at once: no anyio stream first, no
+    duplicated descriptor (`adopt`), one registration with the loop. A host name
+    goes through `anyws._tcp.connect_tcp` (anyio's Happy Eyeballs over its
+    addresses) and `adopt`. Elsewhere (trio), `anyws._tcp.connect_tcp`.
+
+    Raises:
+        OSError: The connection failed: the socket's own error
+            (`ConnectionRefusedError`, with its errno, for example), as
+            `anyws._tcp.connect_tcp` raises it.
+
+    Cancellation closes the socket.
+    """
+    loop = running_loop()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        loop = None
+    if loop is None:
+        return await adopt(await tcp_connect(host, port))
+    # One address: create_connection raises that attempt's own error.
+    transport, protocol = await loop.create_connection(lambda: _Protocol(loop), host, port)
+    _set_nodelay(transport)
+    return AsyncioStream(transport, protocol)
+
+
+class NativeServer:
+    """The event loop's own server on a listening socket, with an ``accept()``.
+
+    The loop accepts in its callback, every connection waiting at once, and makes
+    each an `AsyncioStream` that waits for ``accept()``: no accept system call
+    nor (de)registration of the socket with the loop per connection, as
+    ``sock_accept`` costs.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready: deque[AsyncioStream] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._closed = False
+
+    def _accepted(self, stream: AsyncioStream) -> None:
+        if self._closed:
+            stream.abort()
+            return
+        self._ready.append(stream)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def accept(self) -> AsyncioStream:
+        """The next connection; wait for one if none is waiting.
+
+        Raises:
+            anyio.ClosedResourceError: The server was closed.
+
+        Cancellation loses no connection (it waits for the next call).
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        ready = self._ready
+        while not ready:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return ready.popleft()
+
+    def close(self) -> None:
+        """Stop accepting, close the listening socket, abort what wasn't accepted yet.
+
+        Idempotent; a waiting ``accept()`` raises `anyio.ClosedResourceError`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        while self._ready:
+            self._ready.popleft().abort()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+async def serve_natively(listener: anyio.abc.Listener[Any], backlog: int) -> NativeServer | None:
+    """On asyncio, serve a TCP ``listener``'s socket with the event loop's own server.
+
+    The socket listens again with ``backlog`` (give the one it was bound with).
+    `NativeServer.close` closes the socket; close the listener too. Returns
+    ``None`` elsewhere (trio, Unix sockets...): accept with `accept_function` or
+    ``listener.accept`` then.
+
+    Raises:
+        OSError: The event loop couldn't serve the socket.
+    """
+    loop = running_loop()
+    if loop is None or not isinstance(listener, anyio.abc.SocketListener):
+        return None
+    if not _is_tcp(listener):
+        return None
+    raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
+    server = NativeServer(loop)
+    server._server = await loop.create_server(
+        lambda: _ServerProtocol(loop, server), sock=raw, backlog=backlog
+    )
+    return server
 
 
 def accept_function(

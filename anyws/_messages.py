@@ -71,7 +71,9 @@ class Inbox:
         #: Makes the one-shot events that the receiver and the reader wait on: the
         #: engine's (`anyio.Event`, or a cheaper future on asyncio).
         self.new_event: Callable[[], anyio.Event | Waiter] = anyio.Event
-        self._frames: deque[Frame] = deque()
+        #: The queued frames; ``None`` while there are none: an idle connection
+        #: doesn't keep a deque (760 bytes) for nothing.
+        self._frames: deque[Frame] | None = None
         #: How many whole messages the queued frames hold.
         self.messages = 0
         #: A receiver is in `get` or `next_fragment` (only one at a time).
@@ -93,6 +95,8 @@ class Inbox:
                 continue
             opcode = event.opcode
             if opcode < 8:
+                if frames is None:
+                    frames = self._frames = deque()
                 frames.append(event)
                 queued = True
                 if event.fin:
@@ -161,6 +165,7 @@ class Inbox:
             else:
                 await anyio.lowlevel.checkpoint_if_cancelled()
             frames = self._frames
+            assert frames is not None
             frame = frames.popleft()
             # A message partly consumed by recv_streaming() resumes with CONT frames.
             text = self._streaming_text if frame.opcode is _CONT else frame.opcode is _TEXT
@@ -174,6 +179,8 @@ class Inbox:
                     if frame.fin:
                         break
                 data = b"".join(chunks)
+            if not frames:
+                self._frames = None
             self.messages -= 1
             self._streaming_text = False
             self._consumed()
@@ -199,7 +206,11 @@ class Inbox:
                 await self._wait(whole_message=False)
             else:
                 await anyio.lowlevel.checkpoint_if_cancelled()
-            frame = self._frames.popleft()
+            frames = self._frames
+            assert frames is not None
+            frame = frames.popleft()
+            if not frames:
+                self._frames = None
             if frame.opcode is not _CONT:
                 self._streaming_text = frame.opcode is _TEXT
             text = self._streaming_text

@@ -38,9 +38,9 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._asyncio import adopt
+from ._asyncio import connect_tcp
 from ._idna import idna_encode
-from ._tcp import connect_error, connect_tcp
+from ._tcp import connect_error
 from ._tls import start_tls
 from .exceptions import (
     InvalidHandshake,
@@ -201,8 +201,8 @@ async def open_tcp_stream(
     if proxy is True:
         proxy = get_proxy(uri)
     if proxy is None:
-        # On asyncio, anyws' own transport (see _asyncio.py): nothing was read yet.
-        return await adopt(await connect_tcp(uri.host, uri.port))
+        # On asyncio, anyws' own transport (see _asyncio.py).
+        return await connect_tcp(uri.host, uri.port)
     parsed = parse_proxy(proxy)
     if parsed.scheme != "https" and proxy_ssl is not None:
         article = "an" if parsed.scheme == "http" else "a"

@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from ._asyncio import accept_function, close_forcefully
+from ._asyncio import accept_function, close_forcefully, serve_natively
 from ._connection import (
     TRANSPORT_ERRORS,
     Connection,
@@ -135,6 +135,10 @@ class Server:
         self._handlers_done = anyio.Event()
         self._handlers_done.set()
         self._accepting = anyio.CancelScope()
+        #: The listen backlog, when `serve` bound the sockets itself: on asyncio,
+        #: the event loop's own server then accepts (see _asyncio.serve_natively).
+        self._native_backlog: int | None = None
+        self._stop_native: list[Callable[[], None]] = []
         self._closing = False
         # (code, reason) when shutting down with close_connections: connections
         # that finish their handshake after the shutdown began close at once.
@@ -291,6 +295,8 @@ class Server:
         """Stop the accept loops and close the listening sockets (idempotent)."""
         self._closing = True
         self._accepting.cancel()
+        for stop in self._stop_native:
+            stop()
         # Shielded: a cancelled caller must still release the sockets.
         with anyio.CancelScope(shield=True):
             for listener in self.listeners:
@@ -354,8 +360,31 @@ class Server:
     async def _accept(self, listener: anyio.abc.Listener[Any]) -> None:
         task_group = self._task_group
         assert task_group is not None
-        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py).
-        accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
+        # On asyncio, TCP connections run on anyws' own transport (see _asyncio.py),
+        # accepted by the event loop's own server when the backlog is known.
+        native = None
+        if self._native_backlog is not None:
+            try:
+                native = await serve_natively(listener, self._native_backlog)
+            except OSError:
+                self.logger.error("accept failed; no longer accepting", exc_info=True)
+                return
+        if native is not None:
+            self._stop_native.append(native.close)
+            accept = native.accept
+        else:
+            accept = accept_function(listener) or listener.accept  # type: ignore[attr-defined]
+        try:
+            await self._accept_loop(accept, task_group)
+        finally:
+            if native is not None:
+                native.close()
+
+    async def _accept_loop(
+        self,
+        accept: Callable[[], Awaitable[anyio.abc.AnyByteStream]],
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
         failing = False
         while True:
             try:
@@ -573,7 +602,12 @@ class serve:  # a context manager used like a function, as in websockets
         A ``sock`` given is listened on instead.
         """
         if self.sock is not None:
+            # Maybe listening already, with a backlog of its own: not natively served.
             return [await listener_from_socket(self.sock, self.backlog)]
+        # Not served natively (`serve_natively`) for now: the event loop's own
+        # server handles running out of file descriptors by itself (asyncio logs
+        # a traceback a second; uvloop drops the waiting connection), not as
+        # anyws' accept loop does (one line per outage, the client served after).
         hosts: list[str | None]
         if self.host is None or isinstance(self.host, str):
             hosts = [self.host]

@@ -223,6 +223,26 @@ async def serve_aiohttp(ready: Ready) -> None:
     await anyio.sleep_forever()
 
 
+async def serve_picows(ready: Ready) -> None:
+    """picows: frames echoed from its C listener callback (the record holder on asyncio)."""
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    class Echo(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type is WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif frame.msg_type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                # The workloads send whole messages as one frame each.
+                transport.send(frame.msg_type, frame.get_payload_as_bytes())
+
+    server = await ws_create_server(
+        lambda request: Echo(), HOST, 0, max_frame_size=MAX_SIZE, backlog=BACKLOG
+    )
+    ready(server.sockets[0].getsockname()[1])
+    await anyio.sleep_forever()
+
+
 async def serve_raw(ready: Ready) -> None:
     """Echo length-prefixed messages (4-byte big-endian length, then the payload)."""
 
@@ -314,6 +334,32 @@ async def connect_aiohttp(uri: str) -> AsyncIterator[tuple[Send, Recv]]:
         uri, max_msg_size=0, compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=10)
     ) as websocket:
         yield websocket.send_bytes, websocket.receive_bytes
+
+
+@contextlib.asynccontextmanager
+async def connect_picows(uri: str) -> AsyncIterator[tuple[Send, Recv]]:
+    import asyncio
+
+    from picows import WSListener, WSMsgType, ws_connect
+
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Client(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                queue.put_nowait(frame.get_payload_as_bytes())
+
+    transport, _ = await ws_connect(Client, uri, max_frame_size=MAX_SIZE)
+
+    async def send(data: bytes) -> None:
+        transport.send(WSMsgType.BINARY, data)
+
+    try:
+        yield send, queue.get
+    finally:
+        transport.send_close()
+        transport.disconnect()
+        await transport.wait_disconnected()
 
 
 class RawChannel:
@@ -418,7 +464,6 @@ IMPLS = {
             connect_websockets_asyncio,
             ("websockets.asyncio.server", "uvloop"),
             ("websockets",),
-            default=False,
             compression=True,
         ),
         Impl(
@@ -439,6 +484,7 @@ IMPLS = {
             ("trio-websocket", "wsproto"),
         ),
         Impl("aiohttp", "asyncio", serve_aiohttp, connect_aiohttp, ("aiohttp",), ("aiohttp",)),
+        Impl("picows", "asyncio", serve_picows, connect_picows, ("picows",), ("picows",)),
         Impl("raw-asyncio", "asyncio", serve_raw, connect_raw, (), ("anyio",)),
         Impl("raw-uvloop", "asyncio+uvloop", serve_raw, connect_raw, ("uvloop",), ("anyio",)),
         Impl("raw-trio", "trio", serve_raw, connect_raw, ("trio",), ("anyio", "trio")),
@@ -557,14 +603,18 @@ async def workload_latency(ctx: Context) -> dict[str, Any]:
 
 
 async def workload_large(ctx: Context) -> dict[str, Any]:
-    """1 MiB messages pipelined, at most ``window`` of them sent and not yet echoed."""
+    """1 MiB messages pipelined, at most ``window`` of them sent and not yet echoed.
+
+    ``window`` 0: no window; the sender never waits for the echoes (which a reader
+    task takes as they come), so flow control is the library's alone.
+    """
     count, size, window = ctx.params["messages"], ctx.params["size"], ctx.params["window"]
     payload = os.urandom(size)
     async with ctx.impl.connect(ctx.uri) as (send, recv):
         await send(payload)  # warm-up
         check(await recv(), size)
         # A token per message in flight: the sender blocks while ``window`` are.
-        in_flight_send, in_flight_receive = anyio.create_memory_object_stream[None](window)
+        in_flight_send, in_flight_receive = anyio.create_memory_object_stream[None](window or count)
         last: list[Any] = []
 
         async def reader() -> None:
@@ -579,7 +629,7 @@ async def workload_large(ctx: Context) -> dict[str, Any]:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(reader)
             for _ in range(count):
-                await in_flight_send.send(None)
+                await in_flight_send.send(None)  # never waits without a window
                 await send(payload)
         elapsed = time.perf_counter() - start
         check(last[0], size)
@@ -854,6 +904,7 @@ WORKLOADS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "throughput": workload_throughput,
     "latency": workload_latency,
     "large": workload_large,
+    "large-nowindow": workload_large,
     "fanin": workload_fanin,
     "handshakes": workload_handshakes,
     "memory": workload_memory,

@@ -47,6 +47,7 @@ class Settings:
     latency_messages: int
     large_messages: int
     large_window: int  # 1 MiB messages in flight at most
+    large_nowindow_messages: int  # 1 MiB messages, all sent without waiting for echoes
     fanin_connections: int
     fanin_trips: int
     handshakes: int
@@ -62,10 +63,11 @@ FULL = Settings(
     latency_messages=2_000,
     large_messages=64,
     large_window=4,
+    large_nowindow_messages=200,
     fanin_connections=500,
     fanin_trips=50,
-    handshakes=200,
-    idle_connections=500,
+    handshakes=1_000,
+    idle_connections=2_000,
     compressed_json_messages=3_000,
     compressed_random_messages=32,
     timeout_scale=1.0,
@@ -76,6 +78,7 @@ QUICK = Settings(
     latency_messages=500,
     large_messages=16,
     large_window=4,
+    large_nowindow_messages=32,
     fanin_connections=100,
     fanin_trips=10,
     handshakes=50,
@@ -175,6 +178,16 @@ WORKLOADS = [
         "rate",
         lambda s: {"messages": s.large_messages, "size": MiB, "window": s.large_window},
         timeout=30,
+        cpu=CpuColumn("CPU/MiB", _count("messages"), 1e3, "ms"),
+    ),
+    Workload(
+        "large-nowindow",
+        "1 MiB messages pipelined without a window (the sender never waits for echoes)",
+        "MB/s",
+        lambda value: f"{value:.0f} MB/s",
+        "rate",
+        lambda s: {"messages": s.large_nowindow_messages, "size": MiB, "window": 0},
+        timeout=90,
         cpu=CpuColumn("CPU/MiB", _count("messages"), 1e3, "ms"),
     ),
     Workload(
@@ -526,18 +539,27 @@ class Target:
     what: str
 
 
+def _versus_websockets(impl: str, reference: str) -> list[Target]:
+    """The issue-13 targets of an asyncio row against websockets on the same loop."""
+    return [
+        Target(impl, "handshakes", reference, 1.2, True, "handshakes/s"),
+        Target(impl, "fanin", reference, 1.2, True, "fan-in (speed)"),
+        Target(impl, "memory", reference, 1.0, False, "memory/connection"),
+        Target(impl, "large", reference, 1.2, True, "1 MiB pipelined, window 4"),
+        Target(impl, "large-nowindow", reference, 1.2, True, "1 MiB pipelined, no window"),
+        Target(impl, "throughput", reference, 1.5, True, "64 B throughput"),
+        Target(impl, "latency", reference, 0.8, False, "p50 latency"),
+    ]
+
+
 TARGETS = [
-    Target("anyws-asyncio", "throughput", "websockets-asyncio", 1.2, True, "64 B throughput"),
-    Target("anyws-asyncio", "fanin", "websockets-asyncio", 1.2, True, "fan-in (speed)"),
-    Target("anyws-asyncio", "handshakes", "websockets-asyncio", 1.2, True, "handshakes/s"),
-    Target("anyws-asyncio", "latency", "websockets-asyncio", 0.8, False, "p50 latency"),
-    Target("anyws-asyncio", "large", "websockets-asyncio", 1.0, True, "1 MiB pipelined"),
-    Target("anyws-asyncio", "memory", "websockets-asyncio", 1.0, False, "memory/connection"),
-    Target("anyws-trio", "throughput", "websockets-trio", 2.0, True, "64 B throughput"),
-    Target("anyws-trio", "fanin", "websockets-trio", 2.0, True, "fan-in (speed)"),
-    Target("anyws-trio", "large", "raw-trio", 0.8, True, "1 MiB pipelined"),
-    Target("anyws-trio", "handshakes", "websockets-trio", 1.5, True, "handshakes/s"),
+    *_versus_websockets("anyws-asyncio", "websockets-asyncio"),
+    *_versus_websockets("anyws-uvloop", "websockets-uvloop"),
+    Target("anyws-trio", "latency", "raw-trio", 1.5, False, "p50 latency"),
+    # fan-in time <= 1.3x the raw echo's: speed >= 1 / 1.3.
+    Target("anyws-trio", "fanin", "raw-trio", 1 / 1.3, True, "fan-in (speed; time <= 1.3x)"),
     Target("anyws-trio", "memory", None, 15.0, False, "memory/connection, KiB"),
+    Target("anyws-trio", "handshakes", "websockets-trio", 1.5, True, "handshakes/s"),
     Target(
         "anyws-asyncio", "compressed-json", "websockets-asyncio", 1.0, True, "16 KiB JSON, deflate"
     ),
@@ -598,7 +620,7 @@ def target_lines(results: dict[str, dict[str, Row]]) -> list[str]:
             verdict = "MISSED"
         lines.append(
             f"  {target.impl:<14} {target.what + against:<46} {shown:>7}"
-            f"  (target {sign} {target.bound:g}{'' if target.reference is None else 'x'})"
+            f"  (target {sign} {target.bound:.3g}{'' if target.reference is None else 'x'})"
             f"  {verdict}{cpu_note}"
         )
     return lines

@@ -1,6 +1,6 @@
 """Memory per connection, measured with tracemalloc, with and without compression.
 
-    python -m benchmarks.idle_memory [--connections 200] [--backend asyncio|trio]
+    python -m benchmarks.idle_memory [--connections 2000] [--backend asyncio|trio] [--top N]
 
 For each side (server, client) and each ``compression`` setting (``None``,
 ``"deflate"``), this process runs that side under tracemalloc, and a child process
@@ -98,13 +98,24 @@ def _traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+def _print_top(before: tracemalloc.Snapshot, count: int, top: int) -> None:
+    """The ``top`` lines of code whose allocations grew most, per connection."""
+    gc.collect()
+    stats = tracemalloc.take_snapshot().compare_to(before, "lineno")
+    print(f"  server, top {top} allocation sites, bytes per connection:")
+    for stat in stats[:top]:
+        frame = stat.traceback[0]
+        print(f"    {stat.size_diff / count:8.0f}  {frame.filename}:{frame.lineno}")
+
+
 async def _measure_server(
-    count: int, compression: str | None, message: bool, backend: str
+    count: int, compression: str | None, message: bool, backend: str, top: int = 0
 ) -> float:
     tracemalloc.start()
     try:
         async with anyws.serve(_echo, "127.0.0.1", 0, compression=compression) as server:
             before = _traced()
+            snapshot = tracemalloc.take_snapshot() if top else None
             child = _spawn(
                 ["client", "--port", str(server.port), "--connections", str(count)]
                 + ["--compression", str(compression).lower()]
@@ -116,6 +127,8 @@ async def _measure_server(
             await anyio.to_thread.run_sync(child.stdout.readline)
             assert len(server.connections) == count
             after = _traced()
+            if snapshot is not None:
+                _print_top(snapshot, count, top)
             child.stdin.write("\n")
             child.stdin.flush()
             await anyio.to_thread.run_sync(child.wait)
@@ -166,7 +179,12 @@ async def _measure_client(
     return (after - before) / count
 
 
-async def _main(count: int, backend: str) -> None:
+async def _main(count: int, backend: str, top: int) -> None:
+    if top:
+        # Only the idle server without compression, with where its memory goes.
+        idle = await _measure_server(count, None, False, backend, top)
+        print(f"server, no compression, idle: {idle / 1024:.1f} KiB per connection")
+        return
     print(f"tracemalloc growth per connection, {count} connections, {backend}")
     print(f"{'side':8}  {'compression':11}  {'idle':>9}  {'after one message':>17}")
     for side, measure in (("server", _measure_server), ("client", _measure_client)):
@@ -181,8 +199,15 @@ async def _main(count: int, backend: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the idle server without compression, and its N biggest allocation sites",
+    )
     parser.add_argument("--peer", choices=["server", "client"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--compression", default="none", help=argparse.SUPPRESS)
@@ -199,7 +224,7 @@ def main() -> None:
             backend=args.backend,
         )
     else:
-        anyio.run(_main, args.connections, args.backend, backend=args.backend)
+        anyio.run(_main, args.connections, args.backend, args.top, backend=args.backend)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 
@@ -11,7 +12,7 @@ import anyio.abc
 import pytest
 
 from anyws import ClientConnection, ConnectionClosedError, ServerConnection, connect, serve
-from anyws._asyncio import AsyncioStream, adopt, running_loop
+from anyws._asyncio import AsyncioStream, adopt, connect_tcp, running_loop, serve_natively
 from tests.conftest import MS, unnamed
 from tests.test_client_server import raw_server, read_request, switching_protocols
 
@@ -300,3 +301,77 @@ async def test_ping_latency_is_never_rounded_to_zero() -> None:
             latencies = [await (await ws.ping()) for _ in range(5)]
             assert all(0 < latency < 1 for latency in latencies), latencies
             assert ws.latency == latencies[-1]
+
+
+async def test_connect_by_name_and_by_address(anyio_backend_name: str) -> None:
+    """To an address, the loop's create_connection; to a name, anyio's connect_tcp + adopt."""
+    with anyio.fail_after(TIMEOUT):
+        async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+            for host in ("127.0.0.1", "localhost"):
+                stream = await connect_tcp(host, server.port)
+                try:
+                    assert isinstance(stream, AsyncioStream) is (anyio_backend_name == "asyncio")
+                    assert stream.extra(anyio.abc.SocketAttribute.remote_address) == (
+                        "127.0.0.1",
+                        server.port,
+                    )
+                    await stream.send(b"GET / HTTP/1.1\r\n\r\n")
+                    # Not a WebSocket handshake: the server answers 400, then closes.
+                    assert (await stream.receive()).startswith(b"HTTP/1.1 400 ")
+                finally:
+                    await stream.aclose()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_connect_refused_keeps_its_type(host: str) -> None:
+    """A refused connection raises ConnectionRefusedError with its errno, on every backend,
+    by address (the loop's create_connection) and by name (anyio's connect_tcp)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        with anyio.fail_after(TIMEOUT), pytest.raises(ConnectionRefusedError) as excinfo:
+            await connect_tcp(host, port)
+    assert excinfo.value.errno == errno.ECONNREFUSED
+
+
+async def test_native_server_accept_and_close() -> None:
+    """NativeServer: accept() returns what the loop accepted; close() aborts the rest."""
+    if running_loop() is None:
+        pytest.skip("NativeServer runs on asyncio")
+    listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    native = await serve_natively(listener, 16)
+    assert native is not None
+    with anyio.fail_after(TIMEOUT):
+        first = await anyio.connect_tcp("127.0.0.1", port)
+        second = await anyio.connect_tcp("127.0.0.1", port)
+        try:
+            accepted = await native.accept()
+            assert isinstance(accepted, AsyncioStream)
+            await first.send(b"ping")
+            assert await accepted.receive() == b"ping"
+            await accepted.aclose()
+            # The second connection wasn't accepted by accept(): whether the loop
+            # took it already or not, close() ends it, and accept() raises.
+            native.close()
+            native.close()  # idempotent
+            with pytest.raises(anyio.ClosedResourceError):
+                await native.accept()
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await second.receive()
+        finally:
+            await first.aclose()
+            await second.aclose()
+            await listener.aclose()
+
+
+async def test_idle_connection_keeps_no_inbox_deque() -> None:
+    """Once its messages are taken, a connection's inbox holds no deque (760 bytes)."""
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve(echo, "127.0.0.1", 0, compression=None) as server,
+            connect(f"ws://127.0.0.1:{server.port}", compression=None) as ws,
+        ):
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            assert ws._inbox._frames is None  # type: ignore[attr-defined]

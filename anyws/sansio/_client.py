@@ -40,6 +40,19 @@ class ClientProtocol(Protocol):
         logger: As for `Protocol`.
     """
 
+    # Slots, as `Protocol`.
+    __slots__ = (
+        "_scanned",
+        "available_extensions",
+        "available_subprotocols",
+        "key",
+        "origin",
+        "request",
+        "response",
+        "subprotocol",
+        "uri",
+    )
+
     def __init__(
         self,
         uri: WebSocketURI | str,

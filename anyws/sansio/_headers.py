@@ -100,11 +100,12 @@ class Headers:
     anything else raises `ValueError`, or `TypeError` for something that isn't `str`.
     """
 
-    __slots__ = ("_dict", "_list")
+    # The fields are stored once, in order: a connection keeps its handshake's
+    # headers, and an index by name would double their memory for the dozen
+    # lookups of a handshake, which a scan of a dozen fields serves as fast.
+    __slots__ = ("_list",)
 
     def __init__(self, headers: HeadersLike | None = None, /, **kwargs: str) -> None:
-        #: Values by lowercased name.
-        self._dict: dict[str, list[str]] = {}
         #: Fields in order, with their original case.
         self._list: list[tuple[str, str]] = []
         if headers is not None:
@@ -114,11 +115,16 @@ class Headers:
 
     # Reading
 
+    def _values(self, name: str) -> list[str]:
+        """The values of ``name``, in order."""
+        key = name.lower()
+        size = len(key)
+        return [v for k, v in self._list if len(k) == size and k.lower() == key]
+
     def __getitem__(self, name: str) -> str:
-        try:
-            values = self._dict[name.lower()]
-        except KeyError:
-            raise KeyError(name) from None
+        values = self._values(name)
+        if not values:
+            raise KeyError(name)
         if len(values) > 1:
             raise MultipleValuesError(name)
         return values[0]
@@ -129,8 +135,8 @@ class Headers:
         Raises:
             MultipleValuesError: ``name`` appears several times.
         """
-        values = self._dict.get(name.lower())
-        if values is None:
+        values = self._values(name)
+        if not values:
             return default
         if len(values) > 1:
             raise MultipleValuesError(name)
@@ -138,13 +144,19 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Return every value of ``name``, in order; an empty list if it's missing."""
-        return list(self._dict.get(name.lower(), ()))
+        return self._values(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._dict
+        return isinstance(name, str) and bool(self._values(name))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._dict)
+        return iter(dict.fromkeys([name.lower() for name, _ in self._list]))
+
+    def _by_name(self) -> dict[str, list[str]]:
+        by_name: dict[str, list[str]] = {}
+        for name, value in self._list:
+            by_name.setdefault(name.lower(), []).append(value)
+        return by_name
 
     def __len__(self) -> int:
         return len(self._list)
@@ -161,15 +173,14 @@ class Headers:
 
     def __setitem__(self, name: str, value: str) -> None:
         _check_field(name, value)
-        self._dict.setdefault(name.lower(), []).append(value)
         self._list.append((name, value))
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
-        if key not in self._dict:
+        kept = [(k, v) for k, v in self._list if k.lower() != key]
+        if len(kept) == len(self._list):
             raise KeyError(name)
-        del self._dict[key]
-        self._list = [(k, v) for k, v in self._list if k.lower() != key]
+        self._list = kept
 
     def update(self, *args: HeadersLike, **kwargs: str) -> None:
         """Append the fields of each argument, then the keyword arguments, in order."""
@@ -188,13 +199,11 @@ class Headers:
 
     def clear(self) -> None:
         """Remove every field."""
-        self._dict.clear()
         self._list.clear()
 
     def copy(self) -> Headers:
         """Return an independent copy."""
         copy = Headers()
-        copy._dict = {key: list(values) for key, values in self._dict.items()}
         copy._list = list(self._list)
         return copy
 
@@ -209,7 +218,7 @@ class Headers:
         # Case-insensitive names; the order matters among the values of one name only.
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._dict == other._dict
+        return self._by_name() == other._by_name()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._list!r})"

@@ -173,6 +173,42 @@ class Protocol:
             for no limit.
     """
 
+    # Slots: a connection keeps one; with over 30 attributes, a __dict__ costs 1.6 KiB.
+    __slots__ = (
+        "_buffer",
+        "_deferred",
+        "_discarding",
+        "_events",
+        "_mask_pool",
+        "_mask_pos",
+        "_msg_decoder",
+        "_msg_fragments",
+        "_msg_opcode",
+        "_msg_size",
+        "_output",
+        "_paused",
+        "_send_msg_opcode",
+        "_state",
+        "_validated",
+        "bytes_received",
+        "bytes_sent",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "debug",
+        "eof_rcvd",
+        "eof_sent",
+        "extensions",
+        "handshake_exc",
+        "logger",
+        "max_fragments",
+        "max_size",
+        "messages_received",
+        "messages_sent",
+        "parser_exc",
+        "side",
+    )
+
     def __init__(
         self,
         side: Side,
@@ -242,6 +278,7 @@ class Protocol:
         self._validated = 0
         self._mask_pool = b""
         self._mask_pos = 0
+        self._send_msg_opcode: Opcode | None = None  # of a fragmented message being sent
 
     # State ------------------------------------------------------------------
 
@@ -542,8 +579,6 @@ class Protocol:
         self._write_frame(Frame(opcode, data, fin))  # type: ignore[arg-type]
         if fin:
             self.messages_sent += 1
-
-    _send_msg_opcode: Opcode | None = None
 
     def _send_control(self, opcode: Opcode, data: bytes | bytearray | memoryview) -> None:
         self._check_state_open()

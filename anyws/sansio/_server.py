@@ -58,6 +58,19 @@ class ServerProtocol(Protocol):
         logger: As for `Protocol`.
     """
 
+    # Slots, as `Protocol`.
+    __slots__ = (
+        "_accepted_extensions",
+        "_scanned",
+        "available_extensions",
+        "available_subprotocols",
+        "origins",
+        "request",
+        "response",
+        "select_subprotocol",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         *,

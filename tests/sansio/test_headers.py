@@ -465,3 +465,23 @@ class TestAuthorizationBasic:
             parse_authorization_basic(header)
         except (InvalidHeaderFormat, InvalidHeaderValue):
             pass
+
+
+def test_fields_are_stored_once() -> None:
+    """A connection keeps its handshake's headers: no index beside the fields."""
+    import tracemalloc
+
+    pairs = [(f"X-Header-{i}", f"value {i}") for i in range(12)]
+    Headers(pairs)  # warm-up: caches, interned names
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        headers = Headers(pairs)
+        size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # The list of 12 (name, value) tuples: under 600 bytes. An index by lowercased
+    # name (a dict and 12 lists) nearly triples it (over 1,500 bytes).
+    assert size < 1000, size
+    assert headers["x-header-3"] == "value 3"
+    assert list(headers)[:2] == ["x-header-0", "x-header-1"]
