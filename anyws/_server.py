@@ -606,8 +606,9 @@ class serve:  # a context manager used like a function, as in websockets
             return [await listener_from_socket(self.sock, self.backlog)]
         # Not served natively (`serve_natively`) for now: the event loop's own
         # server handles running out of file descriptors by itself (asyncio logs
-        # a traceback a second; uvloop drops the waiting connection), not as
-        # anyws' accept loop does (one line per outage, the client served after).
+        # a traceback a second; with uvloop, libuv logs nothing and the waiting
+        # client went unanswered in tests/test_accept_abuse.py), not as anyws'
+        # accept loop does (one line per outage, the client served after).
         hosts: list[str | None]
         if self.host is None or isinstance(self.host, str):
             hosts = [self.host]
