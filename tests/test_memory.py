@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -39,6 +38,7 @@ from anyws.sansio.extensions import (
     ClientPerMessageDeflateFactory,
     ServerPerMessageDeflateFactory,
 )
+from tests.sansio.helpers import peak_memory
 
 
 TEXT, BINARY, CONT, PING = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING
@@ -46,21 +46,6 @@ MiB = 2**20
 MASK = b"\x12\x34\x56\x78"
 
 Handler = Callable[[anyws.Connection], Awaitable[None]]
-
-
-@contextmanager
-def peak_memory() -> Iterator[Callable[[], int]]:
-    """Measure the peak of traced memory above what was allocated on entry."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        peak = [0]
-        yield lambda: peak[0]
-        _, top = tracemalloc.get_traced_memory()
-        peak[0] = top - base
-    finally:
-        tracemalloc.stop()
 
 
 class HostilePeer:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import tracemalloc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from anyws.sansio import SEND_EOF, Frame, Protocol, Side, State
 from anyws.sansio._frames import serialize_frame
@@ -79,3 +81,18 @@ def client() -> Protocol:
 
 def split_every(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@contextmanager
+def peak_memory() -> Iterator[Callable[[], int]]:
+    """Measure the peak of traced memory above what was allocated on entry."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        peak = [0]
+        yield lambda: peak[0]
+        _, top = tracemalloc.get_traced_memory()
+        peak[0] = top - base
+    finally:
+        tracemalloc.stop()

@@ -6,10 +6,7 @@ parses the input, and compares it with the bound of docs/topics/memory.md.
 
 from __future__ import annotations
 
-import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -21,26 +18,11 @@ from anyws.sansio._protocol import (
 )
 from anyws.sansio.extensions import PerMessageDeflate
 
-from .helpers import close_frame_sent, raw_frame
+from .helpers import close_frame_sent, peak_memory, raw_frame
 
 
 TEXT, BINARY, CONT, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, Opcode.PONG
 MiB = 2**20
-
-
-@contextmanager
-def peak_memory() -> Iterator[Callable[[], int]]:
-    """Measure the peak of traced memory above what was allocated on entry."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        peak = [0]
-        yield lambda: peak[0]
-        _, top = tracemalloc.get_traced_memory()
-        peak[0] = top - base
-    finally:
-        tracemalloc.stop()
 
 
 def frames(protocol: Protocol) -> list[Frame]:
